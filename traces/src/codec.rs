@@ -1,0 +1,171 @@
+//! The byte encoding of events: records of `len: LEB128 u32, kind: u8, body: bincode`.
+//!
+//! The concatenated content of all data frames — what `zstd -d trace.zst` prints — is a plain
+//! stream of such records, and [`parse_event_stream`] reads it back.
+//!
+//! Bodies use bincode 2's standard (varint) configuration. Decoding is bounded: bincode is told a
+//! byte limit proportional to the record's real length, so a corrupt length inside a record can
+//! never make the reader allocate more than a small multiple of the bytes actually present.
+
+use bincode::{Decode, Encode};
+
+use crate::event::{Event, EventKind, HostCall, Trap, Value};
+
+/// Largest record (kind + body) the writer accepts and the reader believes: 256 MiB.
+pub const MAX_RECORD_LEN: usize = 256 << 20;
+
+const KIND_HOST_CALL: u8 = 1;
+const KIND_TRAP: u8 = 2;
+const KIND_EXIT: u8 = 3;
+const KIND_RETURNED: u8 = 4;
+
+fn kind_byte(kind: EventKind) -> u8 {
+    match kind {
+        EventKind::HostCall => KIND_HOST_CALL,
+        EventKind::Trap => KIND_TRAP,
+        EventKind::Exit => KIND_EXIT,
+        EventKind::Returned => KIND_RETURNED,
+    }
+}
+
+/// Encodes `value` with bincode's standard configuration, appending to `out`.
+pub(crate) fn encode_value<T: Encode>(value: &T, out: &mut Vec<u8>) -> crate::Result<()> {
+    bincode::encode_into_std_write(value, out, bincode::config::standard())
+        .map(|_| ())
+        .map_err(|e| crate::TraceError::InvalidInput(format!("cannot encode: {e}")))
+}
+
+/// Decodes a `T` that must fill `bytes` exactly (or at least, when `allow_trailing` because a
+/// later minor version may have appended fields).
+pub(crate) fn decode_value<T: Decode<()>>(bytes: &[u8], allow_trailing: bool) -> Result<T, String> {
+    // Allocation claims are checked against a limit of 64x the input (rounded up to a tier):
+    // in-memory sizes may exceed varint-encoded sizes, but never by more than that.
+    macro_rules! with_limit {
+        ($($limit:literal),*) => {{
+            let need = bytes.len().saturating_mul(64);
+            $(if need <= $limit {
+                bincode::decode_from_slice::<T, _>(bytes, bincode::config::standard().with_limit::<$limit>())
+            } else)* {
+                bincode::decode_from_slice::<T, _>(bytes, bincode::config::standard().with_limit::<{ usize::MAX }>())
+            }
+        }};
+    }
+    let (value, used) = with_limit!(4096, 65536, 1_048_576, 16_777_216, 268_435_456, 4_294_967_296)
+        .map_err(|e| e.to_string())?;
+    if used != bytes.len() && !allow_trailing {
+        return Err(format!("{} unexpected trailing bytes", bytes.len() - used));
+    }
+    Ok(value)
+}
+
+/// Appends `value` as unsigned LEB128.
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Reads an unsigned LEB128 of at most 5 bytes (a `u32`) at `*pos`, advancing it.
+pub(crate) fn get_varint_u32(bytes: &[u8], pos: &mut usize) -> Result<u32, String> {
+    let mut value: u64 = 0;
+    for i in 0..5 {
+        let byte = *bytes.get(*pos + i).ok_or("record length cut short")?;
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *pos += i + 1;
+            return u32::try_from(value).map_err(|_| "record length overflows u32".to_string());
+        }
+    }
+    Err("record length longer than 5 bytes".into())
+}
+
+/// Reusable scratch space for encoding records without allocating per event.
+#[derive(Default)]
+pub(crate) struct RecordEncoder {
+    body: Vec<u8>,
+}
+
+impl RecordEncoder {
+    /// Appends one record for `event` to `out`.
+    pub(crate) fn encode(&mut self, event: &Event, out: &mut Vec<u8>) -> crate::Result<()> {
+        self.body.clear();
+        self.body.push(kind_byte(event.kind()));
+        match event {
+            Event::HostCall(call) => encode_value(call, &mut self.body)?,
+            Event::Trap(trap) => encode_value(trap.as_ref(), &mut self.body)?,
+            Event::Exit { code } => encode_value(code, &mut self.body)?,
+            Event::Returned { values } => encode_value(values, &mut self.body)?,
+        }
+        if self.body.len() > MAX_RECORD_LEN {
+            return Err(crate::TraceError::InvalidInput(format!(
+                "an event of {} bytes exceeds the {MAX_RECORD_LEN}-byte limit",
+                self.body.len()
+            )));
+        }
+        put_varint(out, self.body.len() as u64);
+        out.extend_from_slice(&self.body);
+        Ok(())
+    }
+}
+
+/// What decoding one record produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A known event.
+    Event(Event),
+    /// A kind this build does not know, from a newer minor format version; skipped.
+    Unknown {
+        /// The kind byte.
+        kind: u8,
+    },
+}
+
+/// Decodes one record body (kind byte + bincode). `newer_minor` relaxes checks for data a
+/// later minor version may have added: unknown kinds and trailing fields.
+pub(crate) fn decode_record(record: &[u8], newer_minor: bool) -> Result<Record, String> {
+    let (&kind, body) = record.split_first().ok_or("empty record")?;
+    let event = match kind {
+        KIND_HOST_CALL => Event::HostCall(decode_value::<HostCall>(body, newer_minor)?),
+        KIND_TRAP => Event::Trap(Box::new(decode_value::<Trap>(body, newer_minor)?)),
+        KIND_EXIT => Event::Exit { code: decode_value::<i32>(body, newer_minor)? },
+        KIND_RETURNED => Event::Returned { values: decode_value::<Vec<Value>>(body, newer_minor)? },
+        other if newer_minor => return Ok(Record::Unknown { kind: other }),
+        other => return Err(format!("unknown event kind {other}")),
+    };
+    Ok(Record::Event(event))
+}
+
+/// Splits a concatenation of records into `(start, end)` byte ranges of their bodies.
+pub(crate) fn split_records(bytes: &[u8]) -> Result<Vec<(usize, usize)>, (usize, String)> {
+    let mut spans = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let start = pos;
+        let len = get_varint_u32(bytes, &mut pos).map_err(|e| (start, e))? as usize;
+        if len == 0 || len > MAX_RECORD_LEN {
+            return Err((start, format!("record length {len} is out of range")));
+        }
+        let end = pos
+            .checked_add(len)
+            .filter(|end| *end <= bytes.len())
+            .ok_or_else(|| (start, format!("record of {len} bytes runs past the end of its frame")))?;
+        spans.push((pos, end));
+        pos = end;
+    }
+    Ok(spans)
+}
+
+/// Parses a whole decompressed event stream (for example the output of `zstd -d trace.zst`).
+/// Errors name the byte offset within `bytes`.
+pub fn parse_event_stream(bytes: &[u8]) -> Result<Vec<Event>, (usize, String)> {
+    let mut events = Vec::new();
+    for (start, end) in split_records(bytes)? {
+        match decode_record(&bytes[start..end], false).map_err(|e| (start, e))? {
+            Record::Event(event) => events.push(event),
+            Record::Unknown { .. } => {}
+        }
+    }
+    Ok(events)
+}

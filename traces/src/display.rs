@@ -1,0 +1,144 @@
+//! Human-readable renderings of events, shared by `wtrace dump`, `wtrace info` and the TUI so
+//! that one event reads the same everywhere.
+
+use std::fmt::{self, Display, Formatter, Write};
+
+use crate::event::{Event, HostCall, MemoryBytes, NativeCapture, Outcome, Trap, Value};
+use crate::header::Header;
+
+impl Display for Value {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        match *self {
+            Value::I32(v) => write!(f, "{v}"),
+            Value::I64(v) => write!(f, "{v}"),
+            Value::F32(bits) => write!(f, "{:?}", f32::from_bits(bits)),
+            Value::F64(bits) => write!(f, "{:?}", f64::from_bits(bits)),
+            Value::V128(v) => write!(f, "{v:#034x}"),
+            Value::FuncRef { null } | Value::ExternRef { null } => {
+                f.write_str(if null { "null" } else { "ref" })
+            }
+        }
+    }
+}
+
+/// Writes `values` as `a, b, c`.
+fn list(f: &mut Formatter<'_>, values: &[Value]) -> fmt::Result {
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{v}")?;
+    }
+    Ok(())
+}
+
+/// Quotes bytes as a short Rust-style string literal, `...` when cut.
+pub fn quote_bytes(bytes: &[u8], max: usize) -> String {
+    let mut out = String::from("\"");
+    for &b in bytes.iter().take(max) {
+        match b {
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            b'\r' => out.push_str("\\r"),
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out.push('"');
+    if bytes.len() > max {
+        out.push_str("...");
+    }
+    out
+}
+
+fn spans(f: &mut Formatter<'_>, label: &str, spans: &[MemoryBytes]) -> fmt::Result {
+    if spans.is_empty() {
+        return Ok(());
+    }
+    write!(f, "  {label} ")?;
+    for (i, span) in spans.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        let memory = if span.memory == 0 { String::new() } else { format!("mem{}:", span.memory) };
+        write!(f, "{}B@{memory}{:#x}", span.bytes.len(), span.offset)?;
+    }
+    Ok(())
+}
+
+/// One line describing an event, as `wtrace dump` prints it: `#12 host_call wasi::fd_write(...) -> 0`.
+pub struct EventLine<'a> {
+    /// The trace's header, for import and module names.
+    pub header: &'a Header,
+    /// The event's seq.
+    pub seq: u64,
+    /// The event.
+    pub event: &'a Event,
+}
+
+impl Display for EventLine<'_> {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "#{} {} ", self.seq, self.event.kind().name())?;
+        match self.event {
+            Event::HostCall(call) => host_call(f, self.header, call),
+            Event::Trap(trap) => trap_line(f, trap),
+            Event::Exit { code } => write!(f, "{code}"),
+            Event::Returned { values } => {
+                f.write_str("(")?;
+                list(f, values)?;
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+fn host_call(f: &mut Formatter<'_>, header: &Header, call: &HostCall) -> fmt::Result {
+    match header.run.imports.get(call.import.0 as usize) {
+        Some(name) => write!(f, "{name}(")?,
+        None => write!(f, "<import {}>(", call.import.0)?,
+    }
+    list(f, &call.params)?;
+    f.write_str(")")?;
+    match &call.outcome {
+        Outcome::Returned(values) if values.len() == 1 => write!(f, " -> {}", values[0])?,
+        Outcome::Returned(values) => {
+            f.write_str(" -> (")?;
+            list(f, values)?;
+            f.write_str(")")?;
+        }
+        Outcome::Exited(code) => write!(f, " -> exit {code}")?,
+        Outcome::Error(message) => write!(f, " -> error: {message}")?,
+    }
+    spans(f, "wrote", &call.writes)?;
+    for read in &call.reads {
+        write!(f, "  read {}", quote_bytes(&read.bytes, 48))?;
+    }
+    Ok(())
+}
+
+fn trap_line(f: &mut Formatter<'_>, trap: &Trap) -> fmt::Result {
+    write!(f, "{}", trap.code)?;
+    if let Some(frame) = trap.frames.first() {
+        if let Some(pc) = frame.module_offset {
+            write!(f, " at {pc:#x}")?;
+        }
+        match &frame.func_name {
+            Some(name) => write!(f, " in {name}")?,
+            None => write!(f, " in <wasm function {}>", frame.func_index)?,
+        }
+    }
+    if let Some(address) = trap.wasm_fault_address {
+        write!(f, " address {address:#x}")?;
+    }
+    match &trap.native {
+        NativeCapture::Captured(snapshot) => {
+            write!(f, " [{} pc={:#x}]", snapshot.signal.name(), snapshot.pc)?;
+        }
+        NativeCapture::Missing(_) => {}
+    }
+    write!(f, ": {}", trap.message)
+}

@@ -1,0 +1,353 @@
+//! The trace writer: batches events on the caller's thread, compresses and writes them on a
+//! background thread, and finishes the file with the index and seek table.
+//!
+//! Memory is bounded: at most [`IN_FLIGHT_BATCHES`] batches wait for the compressor, and a
+//! producer that outruns it blocks (backpressure) rather than queueing without limit. Batch
+//! buffers are recycled, so steady-state appends do not allocate.
+//!
+//! Durability: a batch is handed to the compressor when it reaches the target size, when
+//! [`TraceWriter::flush`] is called (the recorder does so at every trap; `flush` returns only
+//! once the bytes are in the file), or at the first append after the compressor has been idle
+//! for the flush interval. A recorder that is killed therefore loses at most the batch it was
+//! filling.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::codec::RecordEncoder;
+use crate::container::{self, IndexEntry, TAG_HEADER, TAG_MODULE};
+use crate::error::{Result, TraceError};
+use crate::event::{Event, EventKind};
+use crate::header::{Header, sha256};
+
+/// Batches that may wait for the compressor at once.
+pub const IN_FLIGHT_BATCHES: usize = 2;
+
+/// Tuning knobs of a [`TraceWriter`].
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Uncompressed bytes per data frame before it is handed to the compressor.
+    pub batch_bytes: usize,
+    /// Longest time a batch may wait while events keep arriving.
+    pub flush_interval: Duration,
+    /// zstd compression level.
+    pub level: i32,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions { batch_bytes: 256 << 10, flush_interval: Duration::from_millis(100), level: 3 }
+    }
+}
+
+/// What a finished trace holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// Events written.
+    pub events: u64,
+    /// Data frames written.
+    pub data_frames: usize,
+    /// Total file size in bytes.
+    pub file_bytes: u64,
+    /// Sum of the data frames' decompressed sizes.
+    pub event_bytes: u64,
+}
+
+struct Batch {
+    bytes: Vec<u8>,
+    first_seq: u64,
+    events: u32,
+    kind_counts: [u32; EventKind::ALL.len()],
+}
+
+enum Message {
+    Batch(Batch),
+    /// Everything sent before has been written: say so on the channel.
+    Sync(SyncSender<()>),
+    Finish,
+}
+
+/// Streams events into a trace file.
+pub struct TraceWriter {
+    batch: Batch,
+    next_seq: u64,
+    encoder: RecordEncoder,
+    options: WriterOptions,
+    to_worker: Option<SyncSender<Message>>,
+    recycled: Receiver<Vec<u8>>,
+    flush_due: Arc<AtomicBool>,
+    worker: Option<JoinHandle<Result<WriteSummary>>>,
+}
+
+impl TraceWriter {
+    /// Creates (or truncates) `path` and writes the header and the embedded modules.
+    /// `embedded` pairs a module index of `header.run.modules` with its bytes.
+    pub fn create(
+        path: &Path,
+        header: Header,
+        embedded: &[(usize, &[u8])],
+        options: WriterOptions,
+    ) -> Result<Self> {
+        let file = std::fs::File::create(path)
+            .map_err(|source| TraceError::Open { path: path.to_path_buf(), source })?;
+        Self::new(file, header, embedded, options)
+    }
+
+    /// Writes a trace to any byte sink.
+    pub fn new<W: Write + Send + 'static>(
+        mut sink: W,
+        mut header: Header,
+        embedded: &[(usize, &[u8])],
+        options: WriterOptions,
+    ) -> Result<Self> {
+        let mut module_frames = Vec::new();
+        for &(index, bytes) in embedded {
+            let entry = header.run.modules.get_mut(index).ok_or_else(|| {
+                TraceError::InvalidInput(format!("embedded module {index} is not in the module table"))
+            })?;
+            if entry.sha256 != sha256(bytes) || entry.size != bytes.len() as u64 {
+                return Err(TraceError::InvalidInput(format!(
+                    "embedded bytes of module {index} ({}) do not match its table entry",
+                    entry.name
+                )));
+            }
+            entry.embedded = true;
+            let compressed = zstd_compress(bytes, options.level)?;
+            let mut body = Vec::with_capacity(compressed.len() + 4);
+            body.extend_from_slice(&(index as u32).to_le_bytes());
+            body.extend_from_slice(&compressed);
+            module_frames.push(container::wtrace_frame(TAG_MODULE, &body)?);
+        }
+        let header_frame = container::wtrace_frame(TAG_HEADER, &header.encode()?)?;
+        let mut offset = 0u64;
+        let mut all_frames = Vec::new();
+        for frame in std::iter::once(&header_frame).chain(&module_frames) {
+            sink.write_all(frame).map_err(|source| TraceError::Io { offset, source })?;
+            all_frames.push((frame.len() as u32, 0));
+            offset += frame.len() as u64;
+        }
+
+        let (to_worker, from_producer) = mpsc::sync_channel(IN_FLIGHT_BATCHES);
+        let (recycle_tx, recycled) = mpsc::sync_channel(IN_FLIGHT_BATCHES + 1);
+        let flush_due = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            sink,
+            offset,
+            all_frames,
+            entries: Vec::new(),
+            level: options.level,
+            event_bytes: 0,
+            recycle: recycle_tx,
+            flush_due: Arc::clone(&flush_due),
+            flush_interval: options.flush_interval,
+        };
+        let worker = std::thread::Builder::new()
+            .name("wtrace-writer".into())
+            .spawn(move || worker.run(&from_producer))
+            .map_err(|source| TraceError::Io { offset: 0, source })?;
+        Ok(TraceWriter {
+            batch: Batch::empty(Vec::with_capacity(options.batch_bytes + 4096), 0),
+            next_seq: 0,
+            encoder: RecordEncoder::default(),
+            options,
+            to_worker: Some(to_worker),
+            recycled,
+            flush_due,
+            worker: Some(worker),
+        })
+    }
+
+    /// Appends one event and returns its seq.
+    pub fn append(&mut self, event: &Event) -> Result<u64> {
+        self.encoder.encode(event, &mut self.batch.bytes)?;
+        self.batch.events += 1;
+        self.batch.kind_counts[event.kind().index()] += 1;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if self.batch.bytes.len() >= self.options.batch_bytes || self.flush_due.load(Ordering::Relaxed) {
+            self.send_batch()?;
+        }
+        Ok(seq)
+    }
+
+    /// Number of events appended so far (the seq the next event gets).
+    pub fn len(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// True when no event has been appended.
+    pub fn is_empty(&self) -> bool {
+        self.next_seq == 0
+    }
+
+    /// Hands the current batch to the compressor and waits until everything appended so far is
+    /// written to the file (not fsynced): a crash of this process after `flush` loses nothing.
+    pub fn flush(&mut self) -> Result<()> {
+        self.send_batch()?;
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+        self.send(Message::Sync(ack_tx))?;
+        if ack_rx.recv().is_err() {
+            return Err(self.worker_error());
+        }
+        Ok(())
+    }
+
+    /// Writes the last batch, the index and the seek table, flushes the sink, and reports sizes.
+    pub fn finish(mut self) -> Result<WriteSummary> {
+        self.finish_inner()
+    }
+
+    fn finish_inner(&mut self) -> Result<WriteSummary> {
+        self.send_batch()?;
+        self.send(Message::Finish)?;
+        self.to_worker = None;
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) | None => Err(TraceError::WriterGone),
+        }
+    }
+
+    fn send_batch(&mut self) -> Result<()> {
+        self.flush_due.store(false, Ordering::Relaxed);
+        if self.batch.events == 0 {
+            return Ok(());
+        }
+        let buffer =
+            self.recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(self.options.batch_bytes + 4096));
+        let full = std::mem::replace(&mut self.batch, Batch::empty(buffer, self.next_seq));
+        self.send(Message::Batch(full))
+    }
+
+    fn send(&mut self, message: Message) -> Result<()> {
+        let sent = self.to_worker.as_ref().is_some_and(|tx| tx.send(message).is_ok());
+        if sent { Ok(()) } else { Err(self.worker_error()) }
+    }
+
+    /// The worker hung up: collect the error it stopped with.
+    fn worker_error(&mut self) -> TraceError {
+        self.to_worker = None;
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(Err(error))) => error,
+            _ => TraceError::WriterGone,
+        }
+    }
+}
+
+impl Drop for TraceWriter {
+    /// A writer dropped without `finish` (an error path, a panic) still completes the file so
+    /// that it opens without recovery; errors are ignored here, as there is no one to tell.
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            let _ = self.finish_inner();
+        }
+    }
+}
+
+impl Batch {
+    fn empty(mut bytes: Vec<u8>, first_seq: u64) -> Batch {
+        bytes.clear();
+        Batch { bytes, first_seq, events: 0, kind_counts: [0; EventKind::ALL.len()] }
+    }
+}
+
+fn zstd_compress(bytes: &[u8], level: i32) -> Result<Vec<u8>> {
+    let mut compressor =
+        zstd::bulk::Compressor::new(level).map_err(|source| TraceError::Io { offset: 0, source })?;
+    compressor
+        .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+        .map_err(|source| TraceError::Io { offset: 0, source })?;
+    compressor.compress(bytes).map_err(|source| TraceError::Io { offset: 0, source })
+}
+
+struct Worker<W> {
+    sink: W,
+    offset: u64,
+    /// `(compressed, decompressed)` of every frame written, for the seek table.
+    all_frames: Vec<(u32, u32)>,
+    entries: Vec<IndexEntry>,
+    level: i32,
+    event_bytes: u64,
+    recycle: SyncSender<Vec<u8>>,
+    flush_due: Arc<AtomicBool>,
+    flush_interval: Duration,
+}
+
+impl<W: Write> Worker<W> {
+    fn run(mut self, messages: &Receiver<Message>) -> Result<WriteSummary> {
+        let mut compressor = zstd::bulk::Compressor::new(self.level).map_err(|source| self.io(source))?;
+        compressor
+            .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+            .map_err(|source| self.io(source))?;
+        let mut out = Vec::new();
+        loop {
+            let message = match messages.recv_timeout(self.flush_interval) {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.flush_due.store(true, Ordering::Relaxed);
+                    match messages.recv() {
+                        Ok(message) => message,
+                        Err(_) => return Err(TraceError::WriterGone),
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => return Err(TraceError::WriterGone),
+            };
+            match message {
+                Message::Batch(batch) => {
+                    out.clear();
+                    out.reserve(zstd::zstd_safe::compress_bound(batch.bytes.len()));
+                    compressor
+                        .compress_to_buffer(&batch.bytes, &mut out)
+                        .map_err(|source| self.io(source))?;
+                    self.write_data_frame(&out, &batch)?;
+                    let _ = self.recycle.try_send(batch.bytes);
+                }
+                Message::Sync(ack) => {
+                    self.sink.flush().map_err(|source| self.io(source))?;
+                    let _ = ack.send(());
+                }
+                Message::Finish => return self.finish(),
+            }
+        }
+    }
+
+    fn io(&self, source: std::io::Error) -> TraceError {
+        TraceError::Io { offset: self.offset, source }
+    }
+
+    fn write_data_frame(&mut self, frame: &[u8], batch: &Batch) -> Result<()> {
+        let too_big = || TraceError::InvalidInput("a data frame exceeds 4 GiB".into());
+        let compressed_len = u32::try_from(frame.len()).map_err(|_| too_big())?;
+        let content_len = u32::try_from(batch.bytes.len()).map_err(|_| too_big())?;
+        self.sink.write_all(frame).map_err(|source| self.io(source))?;
+        self.entries.push(IndexEntry {
+            offset: self.offset,
+            compressed_len,
+            content_len,
+            first_seq: batch.first_seq,
+            events: batch.events,
+            kind_counts: batch.kind_counts.to_vec(),
+        });
+        self.all_frames.push((compressed_len, content_len));
+        self.offset += frame.len() as u64;
+        self.event_bytes += batch.bytes.len() as u64;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<WriteSummary> {
+        let tail = container::encode_tail(&self.all_frames, &self.entries)?;
+        self.sink.write_all(&tail).map_err(|source| self.io(source))?;
+        self.sink.flush().map_err(|source| self.io(source))?;
+        self.offset += tail.len() as u64;
+        Ok(WriteSummary {
+            events: self.entries.iter().map(|e| u64::from(e.events)).sum(),
+            data_frames: self.entries.len(),
+            file_bytes: self.offset,
+            event_bytes: self.event_bytes,
+        })
+    }
+}
