@@ -1,0 +1,90 @@
+//! `wtrace dump`: one line per event, as text or JSON lines.
+
+use std::io::Write;
+use std::path::Path;
+
+use wtrace::traces::display::EventLine;
+
+use super::{CliError, json, open_trace, output};
+
+/// An inclusive range of event seqs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SeqRange {
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+}
+
+/// Parses `N`, `N-M`, `N-`, `N-end` and `end` against a trace of `len` events.
+pub(crate) fn parse_range(text: &str, len: u64) -> Result<SeqRange, CliError> {
+    let bad = || CliError::usage(format!("invalid event range `{text}`: use N, N-M, N-, N-end or end"));
+    let last_event =
+        || len.checked_sub(1).ok_or_else(|| CliError::usage("the trace has no events, so `end` names none"));
+    let number = |part: &str| -> Result<u64, CliError> {
+        match part.trim() {
+            "end" => last_event(),
+            digits => digits.parse::<u64>().map_err(|_| bad()),
+        }
+    };
+    let range = match text.split_once('-') {
+        None => {
+            let n = number(text)?;
+            SeqRange { first: n, last: n }
+        }
+        Some((first, "")) => SeqRange { first: number(first)?, last: last_event()? },
+        Some((first, last)) => SeqRange { first: number(first)?, last: number(last)? },
+    };
+    if range.first > range.last {
+        return Err(CliError::usage(format!("event range `{text}` is backwards")));
+    }
+    if range.first >= len {
+        return Err(CliError::usage(format!(
+            "event {} does not exist: the trace has {len} events (0..{len})",
+            range.first
+        )));
+    }
+    Ok(SeqRange { first: range.first, last: range.last.min(len - 1) })
+}
+
+pub(crate) fn run(path: &Path, range: Option<&str>, as_json: bool) -> Result<(), CliError> {
+    let trace = open_trace(path)?;
+    let range = match range {
+        Some(text) => parse_range(text, trace.len())?,
+        None if trace.is_empty() => return Ok(()),
+        None => SeqRange { first: 0, last: trace.len() - 1 },
+    };
+    let header = trace.header();
+    let mut out = output::stdout();
+    for item in trace.range(range.first..=range.last) {
+        let (seq, event) = item.map_err(|e| CliError::from_trace(&e, path))?;
+        let written = if as_json {
+            serde_json::to_writer(&mut out, &json::event(header, seq, &event))
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+        } else {
+            writeln!(out, "{}", EventLine { header, seq, event: &event })
+        };
+        written.map_err(|e| CliError::from_output(&e))?;
+    }
+    output::finish(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse() {
+        let r = |t| parse_range(t, 100).map(|r| (r.first, r.last)).map_err(|e| e.message);
+        assert_eq!(r("5"), Ok((5, 5)));
+        assert_eq!(r("5-9"), Ok((5, 9)));
+        assert_eq!(r("5-"), Ok((5, 99)));
+        assert_eq!(r("5-end"), Ok((5, 99)));
+        assert_eq!(r("end"), Ok((99, 99)));
+        assert_eq!(r("90-500"), Ok((90, 99)));
+        assert!(r("100").unwrap_err().contains("does not exist"));
+        assert!(r("9-5").unwrap_err().contains("backwards"));
+        assert!(r("x").unwrap_err().contains("invalid event range"));
+        assert!(r("-5").is_err());
+        assert!(parse_range("end", 0).is_err());
+    }
+}

@@ -1,0 +1,180 @@
+//! `wtrace info`: what a trace holds, read from its header and index only.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::json;
+use wtrace::traces::{Completeness, EventKind, Trace};
+
+use super::{CliError, open_trace, output};
+
+pub(crate) fn run(path: &Path, as_json: bool) -> Result<(), CliError> {
+    let trace = open_trace(path)?;
+    let mut out = output::stdout();
+    let written = if as_json {
+        serde_json::to_writer_pretty(&mut out, &summary_json(&trace))
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
+    } else {
+        write_text(&mut out, path, &trace)
+    };
+    written.map_err(|e| CliError::from_output(&e))?;
+    output::finish(out)
+}
+
+struct Sizes {
+    file: u64,
+    compressed: u64,
+    decompressed: u64,
+}
+
+fn sizes(trace: &Trace) -> Sizes {
+    let frames = trace.frames();
+    Sizes {
+        file: trace.file_len(),
+        compressed: frames.iter().map(|f| u64::from(f.compressed_len)).sum(),
+        decompressed: frames.iter().map(|f| u64::from(f.content_len)).sum(),
+    }
+}
+
+fn status(trace: &Trace) -> String {
+    match trace.completeness() {
+        Completeness::Complete => "complete".into(),
+        Completeness::Recovered { index_problem, stopped_at, scan_stop } => {
+            let stop = scan_stop
+                .as_ref()
+                .map_or_else(String::new, |why| format!("; scan stopped at byte {stopped_at}: {why}"));
+            format!("incomplete trace: {} events recovered ({index_problem}{stop})", trace.len())
+        }
+    }
+}
+
+fn write_text(out: &mut impl Write, path: &Path, trace: &Trace) -> std::io::Result<()> {
+    let header = trace.header();
+    let run = &header.run;
+    let sizes = sizes(trace);
+    writeln!(out, "trace:      {}", path.display())?;
+    writeln!(out, "status:     {}", status(trace))?;
+    writeln!(out, "format:     {} (written by wtrace {})", header.format, header.writer)?;
+    writeln!(out, "recorded:   {}", format_utc(run.created_unix_ms))?;
+    writeln!(out, "wasmtime:   {}", or_unknown(&run.wasmtime_version))?;
+    writeln!(out, "target:     {}", or_unknown(&run.target))?;
+    let settings: Vec<String> = run.engine_config.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    writeln!(out, "engine:     {} ({})", header.engine_fingerprint(), settings.join(", "))?;
+    writeln!(out, "command:    {}", run.command_line.join(" "))?;
+    writeln!(out, "args:       {}", run.args.join(" "))?;
+    if let Some(invoke) = &run.invoke {
+        writeln!(out, "invoke:     {invoke}")?;
+    }
+    let redacted = run.env.iter().filter(|v| v.value.is_none()).count();
+    let names: Vec<&str> = run.env.iter().map(|v| v.name.as_str()).collect();
+    writeln!(out, "env:        {} variables ({redacted} redacted) {}", run.env.len(), names.join(" "))?;
+    for preopen in &run.preopens {
+        writeln!(out, "preopen:    {} -> {}", preopen.host, preopen.guest)?;
+    }
+    for (i, module) in run.modules.iter().enumerate() {
+        let embedded = if module.embedded { "embedded" } else { "not embedded" };
+        writeln!(
+            out,
+            "module {i}:   {} ({} bytes, sha256 {}, {embedded})",
+            module.name,
+            module.size,
+            module.sha256_hex()
+        )?;
+    }
+    writeln!(out, "imports:    {}", run.imports.len())?;
+    let counts = trace.kind_counts();
+    let by_kind: Vec<String> =
+        EventKind::ALL.iter().map(|k| format!("{} {}", k.name(), counts[k.index()])).collect();
+    writeln!(out, "events:     {} ({})", trace.len(), by_kind.join(", "))?;
+    writeln!(
+        out,
+        "size:       {} file; {} of events in {} data frames, {} compressed ({:.1}x, {:.2} bytes/event)",
+        bytes(sizes.file),
+        bytes(sizes.decompressed),
+        trace.frames().len(),
+        bytes(sizes.compressed),
+        ratio(sizes.decompressed, sizes.compressed),
+        ratio(sizes.compressed, trace.len()),
+    )
+}
+
+fn summary_json(trace: &Trace) -> serde_json::Value {
+    let header = trace.header();
+    let run = &header.run;
+    let sizes = sizes(trace);
+    let counts = trace.kind_counts();
+    let by_kind: serde_json::Map<String, serde_json::Value> =
+        EventKind::ALL.iter().map(|k| (k.name().to_string(), json!(counts[k.index()]))).collect();
+    json!({
+        "complete": matches!(trace.completeness(), Completeness::Complete),
+        "status": status(trace),
+        "format": header.format.to_string(),
+        "writer": header.writer,
+        "created_unix_ms": run.created_unix_ms,
+        "wasmtime_version": run.wasmtime_version,
+        "target": run.target,
+        "engine_fingerprint": header.engine_fingerprint(),
+        "engine_config": run.engine_config.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "command_line": run.command_line,
+        "args": run.args,
+        "invoke": run.invoke,
+        "env": run.env.iter().map(|v| json!({"name": v.name, "value": v.value})).collect::<Vec<_>>(),
+        "preopens": run.preopens.iter().map(|p| json!({"host": p.host, "guest": p.guest})).collect::<Vec<_>>(),
+        "modules": run.modules.iter().map(|m| json!({"name": m.name, "size": m.size, "sha256": m.sha256_hex(), "embedded": m.embedded})).collect::<Vec<_>>(),
+        "imports": run.imports.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "events": trace.len(),
+        "events_by_kind": by_kind,
+        "file_bytes": sizes.file,
+        "data_frames": trace.frames().len(),
+        "compressed_bytes": sizes.compressed,
+        "decompressed_bytes": sizes.decompressed,
+    })
+}
+
+fn or_unknown(text: &str) -> &str {
+    if text.is_empty() { "(unknown)" } else { text }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// Formats milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+fn format_utc(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm), valid for the whole u64 range we store.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::format_utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::format_utc(1_795_542_506_000), "2026-11-24 17:48:26 UTC");
+        assert_eq!(super::format_utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+}

@@ -1,0 +1,129 @@
+//! Helpers shared by the end-to-end tests: building traces through the library and running
+//! the real `wtrace` binary.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use wtrace::traces::{
+    Arch, Event, Frame, Header, HostCall, ImportId, ImportName, MemoryBytes, ModuleEntry, NativeCapture,
+    NativeFrame, NativeSnapshot, Outcome, RunInfo, Signal, TraceWriter, Trap, TrapCode, Value, WriterOptions,
+};
+
+pub const MODULE: &[u8] = b"\0asm\x01\0\0\0";
+
+pub fn header() -> Header {
+    let imports = ["fd_write", "clock_time_get", "proc_exit"]
+        .iter()
+        .map(|name| ImportName { module: "wasi_snapshot_preview1".into(), name: (*name).into() })
+        .collect();
+    Header::new(RunInfo {
+        wasmtime_version: "48.0.0".into(),
+        target: "x86_64-unknown-linux-gnu".into(),
+        engine_config: vec![("signals_based_traps".into(), "true".into())],
+        created_unix_ms: 1_795_542_506_000,
+        command_line: vec!["wtrace".into(), "record".into(), "app.wasm".into()],
+        args: vec!["app.wasm".into()],
+        modules: vec![ModuleEntry::new("app.wasm", MODULE)],
+        imports,
+        ..RunInfo::default()
+    })
+}
+
+pub fn fd_write(text: &[u8]) -> Event {
+    Event::HostCall(HostCall {
+        import: ImportId(0),
+        params: vec![Value::I32(1), Value::I32(1024), Value::I32(1), Value::I32(2048)],
+        outcome: Outcome::Returned(vec![Value::I32(0)]),
+        writes: vec![MemoryBytes {
+            memory: 0,
+            offset: 2048,
+            bytes: (text.len() as u32).to_le_bytes().to_vec(),
+        }],
+        reads: vec![MemoryBytes { memory: 0, offset: 4096, bytes: text.to_vec() }],
+    })
+}
+
+pub fn clock(i: u64) -> Event {
+    Event::HostCall(HostCall {
+        import: ImportId(1),
+        params: vec![Value::I32(1), Value::I64(1000), Value::I32(512)],
+        outcome: Outcome::Returned(vec![Value::I32(0)]),
+        writes: vec![MemoryBytes {
+            memory: 0,
+            offset: 512,
+            bytes: (1_700_000_000_000 + i * 97).to_le_bytes().to_vec(),
+        }],
+        reads: vec![],
+    })
+}
+
+pub fn trap() -> Event {
+    let mut gprs: Vec<u64> = (0..16).map(|i| 0x1111_1111_1111_1111 * i).collect();
+    gprs[7] = 0x7ffd_0000_1000;
+    Event::Trap(Box::new(Trap {
+        code: TrapCode::MemoryOutOfBounds,
+        message: "wasm trap: out of bounds memory access".into(),
+        frames: vec![
+            Frame {
+                module: 0,
+                func_index: 3,
+                func_name: Some("parse_header".into()),
+                module_offset: Some(0x1a3),
+                func_offset: Some(0x21),
+                source: None,
+            },
+            Frame {
+                module: 0,
+                func_index: 5,
+                func_name: None,
+                module_offset: Some(0x2b0),
+                func_offset: Some(0x9),
+                source: None,
+            },
+        ],
+        wasm_fault_address: Some(0x10_0000),
+        memory_size: Some(0x10_0000),
+        native: NativeCapture::Captured(Box::new(NativeSnapshot {
+            arch: Arch::X86_64,
+            signal: Signal::Segv,
+            si_code: 1,
+            fault_address: Some(0x7f00_0010_0000),
+            pc: 0x5555_0000_1234,
+            sp: 0x7ffd_0000_1000,
+            fp: 0x7ffd_0000_1040,
+            flags: 0x246,
+            gprs,
+            vregs: (0..16).map(|i| u128::MAX - i).collect(),
+            extra: vec![0x1f80, 0x37f, 0],
+            wasm_pc: Some(0x1a3),
+            stack: vec![NativeFrame { pc: 0x5555_0000_1234, fp: 0x7ffd_0000_1040, wasm_pc: Some(0x1a3) }],
+        })),
+        memory_window: None,
+    }))
+}
+
+/// The events of the sample run: some output, many clock reads, a trap.
+pub fn sample_events(clock_reads: u64) -> Vec<Event> {
+    let mut events = vec![fd_write(b"hello\n")];
+    events.extend((0..clock_reads).map(clock));
+    events.push(fd_write(b"about to fail\n"));
+    events.push(trap());
+    events
+}
+
+pub fn write_trace(path: &Path, events: &[Event], options: WriterOptions) {
+    let mut writer = TraceWriter::create(path, header(), &[(0, MODULE)], options).unwrap();
+    for event in events {
+        writer.append(event).unwrap();
+    }
+    writer.finish().unwrap();
+}
+
+pub fn wtrace(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wtrace")).args(args).output().expect("run wtrace")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
