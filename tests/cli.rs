@@ -119,16 +119,17 @@ fn dump_json_feeds_jq() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("run.zst");
     write_trace(&path, &sample_events(3), small_frames());
-    let dump = Command::new(env!("CARGO_BIN_EXE_wtrace"))
+    let mut dump = Command::new(env!("CARGO_BIN_EXE_wtrace"))
         .args(["dump", "--json", path.to_str().unwrap()])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let jq = Command::new("jq")
         .args(["-r", "select(.kind == \"trap\") | .native.registers.rip"])
-        .stdin(dump.stdout.unwrap())
+        .stdin(dump.stdout.take().unwrap())
         .output()
         .expect("the `jq` command must be installed (Debian package jq; scripts/test.sh installs it)");
+    assert!(dump.wait().unwrap().success());
     assert!(jq.status.success(), "{}", text(&jq.stderr));
     assert_eq!(text(&jq.stdout), "0x0000555500001234\n");
 }
@@ -170,7 +171,7 @@ fn repair_restores_a_trace_whose_index_was_cut_off() {
     assert!(info.stderr.is_empty(), "{}", text(&info.stderr));
     assert!(text(&info.stdout).contains("status:     complete"));
     let repaired_dump = text(&wtrace(&["dump", p]).stdout);
-    let expected: String = full_dump.lines().take(kept as usize).map(|l| format!("{l}\n")).collect();
+    let expected: String = full_dump.lines().take(kept as usize).flat_map(|l| [l, "\n"]).collect();
     assert_eq!(repaired_dump, expected);
 
     let again = wtrace(&["repair", p]);
