@@ -60,7 +60,11 @@ fn write_text(out: &mut impl Write, path: &Path, trace: &Trace) -> std::io::Resu
     writeln!(out, "wasmtime:   {}", or_unknown(&run.wasmtime_version))?;
     writeln!(out, "target:     {}", or_unknown(&run.target))?;
     let settings: Vec<String> = run.engine_config.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    writeln!(out, "engine:     {} ({})", header.engine_fingerprint(), settings.join(", "))?;
+    if settings.is_empty() {
+        writeln!(out, "engine:     (not recorded)")?;
+    } else {
+        writeln!(out, "engine:     {} ({})", header.engine_fingerprint(), settings.join(", "))?;
+    }
     writeln!(out, "command:    {}", run.command_line.join(" "))?;
     writeln!(out, "args:       {}", run.args.join(" "))?;
     if let Some(invoke) = &run.invoke {
@@ -68,7 +72,11 @@ fn write_text(out: &mut impl Write, path: &Path, trace: &Trace) -> std::io::Resu
     }
     let redacted = run.env.iter().filter(|v| v.value.is_none()).count();
     let names: Vec<&str> = run.env.iter().map(|v| v.name.as_str()).collect();
-    writeln!(out, "env:        {} variables ({redacted} redacted) {}", run.env.len(), names.join(" "))?;
+    if names.is_empty() {
+        writeln!(out, "env:        (empty)")?;
+    } else {
+        writeln!(out, "env:        {} ({} variables, {redacted} redacted)", names.join(" "), run.env.len())?;
+    }
     for preopen in &run.preopens {
         writeln!(out, "preopen:    {} -> {}", preopen.host, preopen.guest)?;
     }
