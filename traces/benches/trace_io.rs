@@ -130,7 +130,7 @@ fn main() {
         "size:             {:>8.2} bytes/event compressed (target <= 8); {:.1} bytes/event raw; file {:.1} MiB",
         summary.file_bytes as f64 / count as f64,
         summary.event_bytes as f64 / count as f64,
-        summary.file_bytes as f64 / (1 << 20) as f64
+        summary.file_bytes as f64 / f64::from(1 << 20)
     );
     println!(
         "open + fetch:     p50 {:.2} ms, p99 {:.2} ms (target <= 20 ms)   peak RSS {fetch_rss}",
