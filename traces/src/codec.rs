@@ -9,7 +9,7 @@
 
 use bincode::{Decode, Encode};
 
-use crate::event::{Event, EventKind, HostCall, Trap, Value};
+use crate::event::{Event, EventKind, Trap, Value};
 
 /// Largest record (kind + body) the writer accepts and the reader believes: 256 MiB.
 pub const MAX_RECORD_LEN: usize = 256 << 20;
@@ -127,7 +127,13 @@ pub enum Record {
 pub(crate) fn decode_record(record: &[u8], newer_minor: bool) -> Result<Record, String> {
     let (&kind, body) = record.split_first().ok_or("empty record")?;
     let event = match kind {
-        KIND_HOST_CALL => Event::HostCall(decode_value::<HostCall>(body, newer_minor)?),
+        KIND_HOST_CALL => {
+            let (call, used) = crate::fast::decode_host_call(body)?;
+            if used != body.len() && !newer_minor {
+                return Err(format!("{} unexpected trailing bytes", body.len() - used));
+            }
+            Event::HostCall(call)
+        }
         KIND_TRAP => Event::Trap(Box::new(decode_value::<Trap>(body, newer_minor)?)),
         KIND_EXIT => Event::Exit { code: decode_value::<i32>(body, newer_minor)? },
         KIND_RETURNED => Event::Returned { values: decode_value::<Vec<Value>>(body, newer_minor)? },

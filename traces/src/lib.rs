@@ -27,6 +27,7 @@ pub mod container;
 pub mod display;
 mod error;
 mod event;
+mod fast;
 mod header;
 mod native;
 mod reader;

@@ -4,6 +4,7 @@
 
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::codec::{self, Record};
@@ -334,7 +335,7 @@ impl Trace {
             Bound::Unbounded => self.events,
         }
         .min(self.events);
-        Events { trace: self, next: start, end, current: None, failed: false }
+        Events { trace: self, next: start, end, current: None, failed: false, prefetch: None }
     }
 
     /// Index of the data frame holding `seq`.
@@ -353,13 +354,30 @@ impl Trace {
         {
             return Ok(Arc::clone(frame));
         }
+        let frame = Arc::new(self.load_frame_at(index, &self.entries[index], self.indexed_shape(index))?);
+        self.check_count(index, &frame)?;
+        *cache = Some((index, Arc::clone(&frame)));
+        Ok(frame)
+    }
+
+    fn load_frame_at(&self, index: usize, entry: &IndexEntry, shape: FrameShape) -> Result<LoadedFrame> {
+        let compressed = container::read_bytes(self.src.as_ref(), entry.offset, shape.len(), "data frame")?;
+        decode_frame(index, entry.offset, &compressed, shape)
+    }
+
+    /// The zstd shape the index implies for data frame `index`.
+    fn indexed_shape(&self, index: usize) -> FrameShape {
         let entry = &self.entries[index];
-        let shape = FrameShape::Zstd {
+        FrameShape::Zstd {
             len: u64::from(entry.compressed_len),
             content_size: Some(u64::from(entry.content_len)),
             has_checksum: true,
-        };
-        let frame = Arc::new(self.load_frame_at(index, entry, shape)?);
+        }
+    }
+
+    /// Checks a loaded frame against its index entry.
+    fn check_count(&self, index: usize, frame: &LoadedFrame) -> Result<()> {
+        let entry = &self.entries[index];
         if frame.spans.len() != entry.events as usize {
             return Err(TraceError::corrupt(
                 "index",
@@ -371,38 +389,70 @@ impl Trace {
                 ),
             ));
         }
-        *cache = Some((index, Arc::clone(&frame)));
-        Ok(frame)
+        Ok(())
+    }
+}
+
+/// Decompresses a data frame and finds its records; `offset` is its place in the file.
+fn decode_frame(index: usize, offset: u64, compressed: &[u8], shape: FrameShape) -> Result<LoadedFrame> {
+    let damaged = |detail: String| TraceError::DamagedFrame { frame: index, offset, detail };
+    let FrameShape::Zstd { content_size, has_checksum, .. } = shape else {
+        return Err(damaged("not a zstd frame".into()));
+    };
+    if compressed.len() < 4
+        || u32::from_le_bytes([compressed[0], compressed[1], compressed[2], compressed[3]]) != ZSTD_MAGIC
+    {
+        return Err(damaged("not a zstd frame".into()));
+    }
+    if !has_checksum {
+        return Err(damaged("frame has no content checksum".into()));
+    }
+    let content_size = content_size.ok_or_else(|| damaged("frame does not declare its size".into()))?;
+    if content_size > container::MAX_DATA_FRAME_CONTENT {
+        return Err(damaged(format!("declared size {content_size} is impossible")));
+    }
+    let bytes = decompress(compressed, content_size as usize).map_err(damaged)?;
+    let spans = codec::split_records(&bytes).map_err(|(at, detail)| {
+        TraceError::corrupt("data frame", offset, format!("frame {index}, decompressed byte {at}: {detail}"))
+    })?;
+    Ok(LoadedFrame { bytes, spans })
+}
+
+/// A job for the prefetch thread: frame index, file offset, compressed bytes, shape.
+type PrefetchJob = (usize, u64, Vec<u8>, FrameShape);
+
+/// Decompresses the next data frame on another core while the reader decodes the current one.
+/// (Decoding events there too was tried and is slower: the consumer then frees memory that
+/// another thread allocated, which costs glibc's allocator more than the decoding saved.)
+struct Prefetcher {
+    jobs: SyncSender<PrefetchJob>,
+    results: Receiver<(usize, Result<LoadedFrame>)>,
+    in_flight: Option<usize>,
+}
+
+impl Prefetcher {
+    fn spawn() -> Option<Prefetcher> {
+        let (jobs, job_rx) = mpsc::sync_channel::<PrefetchJob>(1);
+        let (result_tx, results) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("wtrace-prefetch".into())
+            .spawn(move || {
+                for (index, offset, compressed, shape) in job_rx {
+                    let result = decode_frame(index, offset, &compressed, shape);
+                    if result_tx.send((index, result)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Prefetcher { jobs, results, in_flight: None })
     }
 
-    fn load_frame_at(&self, index: usize, entry: &IndexEntry, shape: FrameShape) -> Result<LoadedFrame> {
-        let damaged =
-            |detail: String| TraceError::DamagedFrame { frame: index, offset: entry.offset, detail };
-        let FrameShape::Zstd { len, content_size, has_checksum } = shape else {
-            return Err(damaged("not a zstd frame".into()));
-        };
-        let compressed = container::read_bytes(self.src.as_ref(), entry.offset, len, "data frame")?;
-        if compressed.len() < 4
-            || u32::from_le_bytes([compressed[0], compressed[1], compressed[2], compressed[3]]) != ZSTD_MAGIC
-        {
-            return Err(damaged("not a zstd frame".into()));
-        }
-        if !has_checksum {
-            return Err(damaged("frame has no content checksum".into()));
-        }
-        let content_size = content_size.ok_or_else(|| damaged("frame does not declare its size".into()))?;
-        if content_size > container::MAX_DATA_FRAME_CONTENT {
-            return Err(damaged(format!("declared size {content_size} is impossible")));
-        }
-        let bytes = decompress(&compressed, content_size as usize).map_err(damaged)?;
-        let spans = codec::split_records(&bytes).map_err(|(at, detail)| {
-            TraceError::corrupt(
-                "data frame",
-                entry.offset,
-                format!("frame {index}, decompressed byte {at}: {detail}"),
-            )
-        })?;
-        Ok(LoadedFrame { bytes, spans })
+    /// The prefetched frame `index`, if that is the one in flight.
+    fn take(&mut self, index: usize) -> Option<Result<LoadedFrame>> {
+        self.in_flight.take()?;
+        let (got, frame) = self.results.recv().ok()?;
+        (got == index).then_some(frame)
     }
 }
 
@@ -490,6 +540,7 @@ pub struct Events<'a> {
     end: u64,
     current: Option<(usize, Arc<LoadedFrame>)>,
     failed: bool,
+    prefetch: Option<Prefetcher>,
 }
 
 impl Iterator for Events<'_> {
@@ -519,6 +570,26 @@ impl Iterator for Events<'_> {
 }
 
 impl Events<'_> {
+    /// Starts decompressing the frame after `index` if the range reaches into it.
+    fn prefetch_after(&mut self, index: usize) -> Result<()> {
+        let trace = self.trace;
+        let next = index + 1;
+        if next >= trace.entries.len() || trace.entries[next].first_seq >= self.end {
+            return Ok(());
+        }
+        if self.prefetch.is_none() {
+            self.prefetch = Prefetcher::spawn();
+        }
+        let Some(prefetch) = self.prefetch.as_mut() else { return Ok(()) };
+        let shape = trace.indexed_shape(next);
+        let offset = trace.entries[next].offset;
+        let compressed = container::read_bytes(trace.src.as_ref(), offset, shape.len(), "data frame")?;
+        if prefetch.jobs.send((next, offset, compressed, shape)).is_ok() {
+            prefetch.in_flight = Some(next);
+        }
+        Ok(())
+    }
+
     /// Decodes event `seq`; `None` for a record of a kind from a newer minor version.
     fn decode(&mut self, seq: u64) -> Result<Option<Event>> {
         let trace = self.trace;
@@ -533,7 +604,16 @@ impl Events<'_> {
             }
             _ => {
                 let index = trace.frame_of(seq)?;
-                self.current = Some((index, trace.frame(index)?));
+                let frame = match self.prefetch.as_mut().and_then(|p| p.take(index)) {
+                    Some(frame) => {
+                        let frame = frame?;
+                        trace.check_count(index, &frame)?;
+                        Arc::new(frame)
+                    }
+                    None => trace.frame(index)?,
+                };
+                self.current = Some((index, frame));
+                self.prefetch_after(index)?;
                 index
             }
         };

@@ -212,8 +212,43 @@ fn sample_events(n: usize) -> Vec<Event> {
         .collect()
 }
 
+/// One record around a host-call body, as the writer frames it.
+fn host_call_record(body: &[u8]) -> Vec<u8> {
+    let mut record = Vec::new();
+    let mut len = body.len() as u64 + 1;
+    while len >= 0x80 {
+        record.push((len as u8) | 0x80);
+        len >>= 7;
+    }
+    record.push(len as u8);
+    record.push(1);
+    record.extend_from_slice(body);
+    record
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The hand-written host-call decoder reads exactly what bincode writes...
+    #[test]
+    fn host_call_decoder_matches_bincode_on_values(event in host_call()) {
+        let Event::HostCall(call) = &event else { unreachable!() };
+        let body = bincode::encode_to_vec(call, bincode::config::standard()).unwrap();
+        prop_assert_eq!(wtrace_traces::parse_event_stream(&host_call_record(&body)).unwrap(), vec![event.clone()]);
+    }
+
+    /// ...and accepts arbitrary bytes exactly when bincode does, with the same result.
+    #[test]
+    fn host_call_decoder_matches_bincode_on_bytes(body in prop::collection::vec(any::<u8>(), 1..48)) {
+        let ours = wtrace_traces::parse_event_stream(&host_call_record(&body));
+        let theirs = bincode::decode_from_slice::<HostCall, _>(&body, bincode::config::standard());
+        match (ours, theirs) {
+            (Ok(events), Ok((call, used))) if used == body.len() => prop_assert_eq!(events, vec![Event::HostCall(call)]),
+            (Ok(events), theirs) => prop_assert!(false, "we accepted {:?}, bincode said {:?}", events, theirs),
+            (Err(error), Ok((call, used))) if used == body.len() => prop_assert!(false, "we refused {:?}: {:?}", call, error),
+            (Err(_), _) => {}
+        }
+    }
 
     #[test]
     fn round_trip_sequential_and_random(events in prop::collection::vec(event(), 0..120), batch in 64usize..4096, probes in prop::collection::vec(any::<prop::sample::Index>(), 0..20)) {
