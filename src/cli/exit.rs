@@ -72,7 +72,7 @@ impl CliError {
             TraceError::NewerFormat { writer, .. } => {
                 (ExitCode::NeedsNewer, Some(format!("install wtrace {writer} or later to read it")))
             }
-            TraceError::Truncated { .. } | TraceError::Corrupt { .. } | TraceError::DamagedFrame { .. } => (
+            damage if damage.is_damage() => (
                 ExitCode::Damaged,
                 Some(format!("the file is damaged; `wtrace repair {shown}` keeps every intact event")),
             ),

@@ -255,13 +255,17 @@ impl Batch {
     }
 }
 
+/// A compressor whose frames carry a content checksum, as every frame of a trace must.
+fn checksummed_compressor(level: i32) -> std::io::Result<zstd::bulk::Compressor<'static>> {
+    let mut compressor = zstd::bulk::Compressor::new(level)?;
+    compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+    Ok(compressor)
+}
+
 fn zstd_compress(bytes: &[u8], level: i32) -> Result<Vec<u8>> {
-    let mut compressor =
-        zstd::bulk::Compressor::new(level).map_err(|source| TraceError::Io { offset: 0, source })?;
-    compressor
-        .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
-        .map_err(|source| TraceError::Io { offset: 0, source })?;
-    compressor.compress(bytes).map_err(|source| TraceError::Io { offset: 0, source })
+    checksummed_compressor(level)
+        .and_then(|mut compressor| compressor.compress(bytes))
+        .map_err(|source| TraceError::Io { offset: 0, source })
 }
 
 struct Worker<W> {
@@ -279,10 +283,7 @@ struct Worker<W> {
 
 impl<W: Write> Worker<W> {
     fn run(mut self, messages: &Receiver<Message>) -> Result<WriteSummary> {
-        let mut compressor = zstd::bulk::Compressor::new(self.level).map_err(|source| self.io(source))?;
-        compressor
-            .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
-            .map_err(|source| self.io(source))?;
+        let mut compressor = checksummed_compressor(self.level).map_err(|source| self.io(source))?;
         let mut out = Vec::new();
         loop {
             let message = match messages.recv_timeout(self.flush_interval) {
