@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use wtrace::traces::Event;
 use wtrace::traces::display::EventLine;
 
 use super::{CliError, json, open_trace, output};
@@ -54,8 +55,10 @@ pub(crate) fn run(path: &Path, range: Option<&str>, as_json: bool) -> Result<(),
     };
     let header = trace.header();
     let mut out = output::stdout();
-    for item in trace.range(range.first..=range.last) {
-        let (seq, event) = item.map_err(|e| CliError::from_trace(&e, path))?;
+    let mut events = trace.range(range.first..=range.last);
+    let mut event = Event::Exit { code: 0 };
+    while let Some(seq) = events.next_into(&mut event) {
+        let seq = seq.map_err(|e| CliError::from_trace(&e, path))?;
         let written = if as_json {
             serde_json::to_writer(&mut out, &json::event(header, seq, &event))
                 .map_err(std::io::Error::from)

@@ -46,6 +46,34 @@ fn rss() -> String {
     peak_rss_mib().map_or_else(|| "n/a".into(), |m| format!("{m:.0} MiB"))
 }
 
+/// The sequential read a replay does: one event, its buffers reused.
+fn read_reusing(path: &std::path::Path, count: u64) -> Duration {
+    let start = Instant::now();
+    let trace = Trace::open(path).expect("open");
+    let mut read = 0u64;
+    let mut events = trace.events();
+    let mut event = Event::Exit { code: 0 };
+    while let Some(seq) = events.next_into(&mut event) {
+        seq.expect("read");
+        read += u64::from(matches!(event, Event::HostCall(_)));
+    }
+    assert_eq!(read, count);
+    start.elapsed()
+}
+
+/// The same through the `Iterator`, one owned event at a time.
+fn read_owned(path: &std::path::Path, count: u64) -> Duration {
+    let start = Instant::now();
+    let trace = Trace::open(path).expect("open");
+    let mut read = 0u64;
+    for item in trace.events() {
+        let (_, event) = item.expect("read");
+        read += u64::from(matches!(event, Event::HostCall(_)));
+    }
+    assert_eq!(read, count);
+    start.elapsed()
+}
+
 fn main() {
     let count: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
@@ -83,16 +111,9 @@ fn main() {
     drop(events);
 
     reset_peak_rss();
-    let start = Instant::now();
-    let trace = Trace::open(&path).expect("open");
-    let mut read = 0u64;
-    for item in trace.events() {
-        let (_, event) = item.expect("read");
-        read += u64::from(matches!(event, Event::HostCall(_)));
-    }
-    let read_time = start.elapsed();
-    assert_eq!(read, count);
+    let read_time = read_reusing(&path, count);
     let read_rss = rss();
+    let owned_read_time = read_owned(&path, count);
 
     reset_peak_rss();
     let mut cold = Vec::new();
@@ -125,6 +146,11 @@ fn main() {
         "sequential read:  {:>8.2} M events/s  ({:.2} s; target >= 10)  peak RSS {read_rss}",
         per_sec(count, read_time),
         read_time.as_secs_f64()
+    );
+    println!(
+        "  owned events:   {:>8.2} M events/s  ({:.2} s; Iterator, one allocation set per event)",
+        per_sec(count, owned_read_time),
+        owned_read_time.as_secs_f64()
     );
     println!(
         "size:             {:>8.2} bytes/event compressed (target <= 8); {:.1} bytes/event raw; file {:.1} MiB",

@@ -9,7 +9,7 @@
 
 use bincode::{Decode, Encode};
 
-use crate::event::{Event, EventKind, Trap, Value};
+use crate::event::{Event, EventKind, HostCall, Trap, Value};
 
 /// Largest record (kind + body) the writer accepts and the reader believes: 256 MiB.
 pub const MAX_RECORD_LEN: usize = 256 << 20;
@@ -125,22 +125,43 @@ pub enum Record {
 /// Decodes one record body (kind byte + bincode). `newer_minor` relaxes checks for data a
 /// later minor version may have added: unknown kinds and trailing fields.
 pub(crate) fn decode_record(record: &[u8], newer_minor: bool) -> Result<Record, String> {
+    let mut event = Event::Exit { code: 0 };
+    Ok(if decode_record_into(record, newer_minor, &mut event)? {
+        Record::Event(event)
+    } else {
+        Record::Unknown { kind: record[0] }
+    })
+}
+
+/// Like [`decode_record`], but decodes into `event`, reusing its buffers when both are host
+/// calls. Returns `false` (leaving `event` as it was) for a kind from a newer minor version.
+pub(crate) fn decode_record_into(
+    record: &[u8],
+    newer_minor: bool,
+    event: &mut Event,
+) -> Result<bool, String> {
     let (&kind, body) = record.split_first().ok_or("empty record")?;
-    let event = match kind {
+    *event = match kind {
         KIND_HOST_CALL => {
-            let (call, used) = crate::fast::decode_host_call(body)?;
+            let mut call = match std::mem::replace(event, Event::Exit { code: 0 }) {
+                Event::HostCall(call) => call,
+                _ => HostCall::empty(),
+            };
+            let used = crate::fast::decode_host_call_into(body, &mut call);
+            *event = Event::HostCall(call);
+            let used = used?;
             if used != body.len() && !newer_minor {
                 return Err(format!("{} unexpected trailing bytes", body.len() - used));
             }
-            Event::HostCall(call)
+            return Ok(true);
         }
         KIND_TRAP => Event::Trap(Box::new(decode_value::<Trap>(body, newer_minor)?)),
         KIND_EXIT => Event::Exit { code: decode_value::<i32>(body, newer_minor)? },
         KIND_RETURNED => Event::Returned { values: decode_value::<Vec<Value>>(body, newer_minor)? },
-        other if newer_minor => return Ok(Record::Unknown { kind: other }),
+        _ if newer_minor => return Ok(false),
         other => return Err(format!("unknown event kind {other}")),
     };
-    Ok(Record::Event(event))
+    Ok(true)
 }
 
 /// Splits a concatenation of records into `(start, end)` byte ranges of their bodies.

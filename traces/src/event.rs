@@ -119,6 +119,21 @@ pub struct HostCall {
     pub reads: Vec<MemoryBytes>,
 }
 
+impl HostCall {
+    /// A call of import 0 with no arguments, no results and no memory traffic: a starting
+    /// point for decoding into (see [`crate::Events::next_into`]).
+    #[must_use]
+    pub fn empty() -> HostCall {
+        HostCall {
+            import: ImportId(0),
+            params: Vec::new(),
+            outcome: Outcome::Returned(Vec::new()),
+            writes: Vec::new(),
+            reads: Vec::new(),
+        }
+    }
+}
+
 /// How a host call ended.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub enum Outcome {

@@ -122,25 +122,37 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn values(&mut self) -> Result<Vec<Value>> {
+    /// Decodes a list of values into `out`, reusing its buffer.
+    fn values_into(&mut self, out: &mut Vec<Value>) -> Result<()> {
         let n = self.len()?;
-        let mut out = Vec::with_capacity(n);
+        out.clear();
+        out.reserve(n);
         for _ in 0..n {
             out.push(self.value()?);
         }
-        Ok(out)
+        Ok(())
     }
 
-    fn memory_bytes(&mut self) -> Result<Vec<MemoryBytes>> {
+    /// Decodes memory spans into `out`, reusing both the list and each span's byte buffer so
+    /// that a sequential reader allocates nothing once its buffers have grown.
+    fn memory_bytes_into(&mut self, out: &mut Vec<MemoryBytes>) -> Result<()> {
         let n = self.len()?;
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
+        out.truncate(n);
+        for i in 0..n {
             let memory = self.u32()?;
             let offset = self.u64()?;
             let len = self.len()?;
-            out.push(MemoryBytes { memory, offset, bytes: self.take(len)?.to_vec() });
+            let bytes = self.take(len)?;
+            if let Some(span) = out.get_mut(i) {
+                span.memory = memory;
+                span.offset = offset;
+                span.bytes.clear();
+                span.bytes.extend_from_slice(bytes);
+            } else {
+                out.push(MemoryBytes { memory, offset, bytes: bytes.to_vec() });
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     fn string(&mut self) -> Result<String> {
@@ -149,18 +161,26 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Decodes a host-call body; returns it and the number of bytes used.
-pub(crate) fn decode_host_call(bytes: &[u8]) -> Result<(HostCall, usize)> {
+/// Decodes a host-call body into `call`, reusing its buffers; returns the number of bytes
+/// used. On error `call` holds a mix of old and new fields.
+pub(crate) fn decode_host_call_into(bytes: &[u8], call: &mut HostCall) -> Result<usize> {
     let mut c = Cursor { bytes, pos: 0 };
-    let import = ImportId(c.u32()?);
-    let params = c.values()?;
-    let outcome = match c.u32()? {
-        0 => Outcome::Returned(c.values()?),
-        1 => Outcome::Exited(c.i32()?),
-        2 => Outcome::Error(c.string()?),
+    call.import = ImportId(c.u32()?);
+    c.values_into(&mut call.params)?;
+    match c.u32()? {
+        0 => {
+            let mut values = match std::mem::replace(&mut call.outcome, Outcome::Exited(0)) {
+                Outcome::Returned(values) => values,
+                _ => Vec::new(),
+            };
+            c.values_into(&mut values)?;
+            call.outcome = Outcome::Returned(values);
+        }
+        1 => call.outcome = Outcome::Exited(c.i32()?),
+        2 => call.outcome = Outcome::Error(c.string()?),
         _ => return Err("unknown outcome"),
-    };
-    let writes = c.memory_bytes()?;
-    let reads = c.memory_bytes()?;
-    Ok((HostCall { import, params, outcome, writes, reads }, c.pos))
+    }
+    c.memory_bytes_into(&mut call.writes)?;
+    c.memory_bytes_into(&mut call.reads)?;
+    Ok(c.pos)
 }

@@ -258,6 +258,17 @@ proptest! {
         prop_assert_eq!(trace.completeness(), &Completeness::Complete);
         prop_assert_eq!(trace.len(), events.len() as u64);
         prop_assert_eq!(&all_events(&trace).unwrap(), &events);
+        // Decoding into one reused event must give the same events, whatever kinds and
+        // buffer sizes the previous one left behind.
+        let mut reused = Event::Exit { code: 0 };
+        let mut iter = trace.events();
+        let mut seen = 0usize;
+        while let Some(seq) = iter.next_into(&mut reused) {
+            prop_assert_eq!(seq.unwrap(), seen as u64);
+            prop_assert_eq!(&reused, &events[seen]);
+            seen += 1;
+        }
+        prop_assert_eq!(seen, events.len());
         for probe in probes {
             if events.is_empty() { break; }
             let seq = probe.index(events.len());
