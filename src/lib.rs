@@ -4,6 +4,8 @@
 //! dependency. The trace format lives in [`traces`]; open a trace with [`Trace::open`].
 #![forbid(unsafe_code)]
 
+pub use wtrace_recorder as recorder;
+pub use wtrace_replayer as replayer;
 pub use wtrace_traces as traces;
 pub use wtrace_traces::{
     Completeness, Event, EventKind, Frame, Header, HostCall, Outcome, Trace, TraceError, Trap, TrapCode,

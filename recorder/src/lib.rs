@@ -1,5 +1,13 @@
-//! Recording: runs a module on Wasmtime with WASI preview 1, wraps every import in a recording
-//! shim, wires call injection into Wasmtime's signal hook, and streams events to a trace.
-//!
-//! Nothing is implemented yet: the crate exists so the workspace has its final shape.
+//! Recording: runs a module on Wasmtime with WASI preview 1, wraps every import in a
+//! recording shim, and streams host calls and the run's end to a trace.
 #![forbid(unsafe_code)]
+
+mod error;
+mod record;
+mod wasi;
+mod write_sets;
+
+pub use error::RecordError;
+pub use record::{Dir, Output, RecordOptions, Recorded, Stdin, record};
+pub use wtrace_replayer::engine::EngineSettings;
+pub use wtrace_replayer::outcome::RunEnd;

@@ -1,5 +1,14 @@
-//! Replay: deterministic re-execution of a trace with every import answered from the recording,
-//! divergence detection, debug-replay sessions, and replay assertions for tests.
-//!
-//! Nothing is implemented yet: the crate exists so the workspace has its final shape.
+//! Replay: deterministic re-execution of a trace with every import answered from the
+//! recording, divergence detection, and the pieces recording shares with replay so both
+//! run the guest the same way (engine settings, entry point, trap conversion).
 #![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod entry;
+mod error;
+pub mod outcome;
+mod replay;
+
+pub use error::ReplayError;
+pub use outcome::RunEnd;
+pub use replay::{Divergence, OutputSink, Replay, ReplayOptions, ends_match, recorded_end, replay};

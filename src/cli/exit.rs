@@ -15,8 +15,12 @@ pub(crate) enum ExitCode {
     NotATrace = 202,
     Damaged = 203,
     NeedsNewer = 204,
+    Diverged = 205,
+    ExpectationFailed = 206,
     OutputFailed = 207,
     Internal = 208,
+    ModuleUnusable = 209,
+    Refused = 210,
     /// Stdout was closed by the reader (`wtrace dump | head`): stop quietly, successfully.
     Quiet = 255,
 }

@@ -28,3 +28,19 @@ pub(crate) fn warn(message: &str) {
 pub(crate) fn finish(mut out: impl Write) -> Result<(), CliError> {
     out.flush().map_err(|e| CliError::from_output(&e))
 }
+
+/// Prints a `wtrace: ...` status line on stderr (stdout belongs to the guest).
+pub(crate) fn note(message: &str) {
+    let _ = writeln!(io::stderr().lock(), "wtrace: {message}");
+}
+
+/// Writes text to stderr as it is.
+pub(crate) fn print_stderr(text: &str) {
+    let _ = io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Writes text to stdout, treating a closed pipe as a normal end.
+pub(crate) fn print_stdout(text: &str) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(|e| CliError::from_output(&e))
+}

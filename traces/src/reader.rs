@@ -33,8 +33,13 @@ pub enum Completeness {
     },
 }
 
-/// An open trace.
-pub struct Trace {
+/// An open trace. Cloning is cheap and shares the open file and caches, so a clone can be
+/// moved into a Wasmtime store or another thread.
+#[derive(Clone)]
+pub struct Trace(Arc<TraceData>);
+
+/// What an open trace knows: the header, the index and a one-frame cache.
+struct TraceData {
     src: Box<dyn ReadAt>,
     header: Header,
     header_len: u64,
@@ -53,10 +58,10 @@ pub struct Trace {
 impl std::fmt::Debug for Trace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trace")
-            .field("header", &self.header)
-            .field("events", &self.events)
-            .field("frames", &self.entries.len())
-            .field("completeness", &self.completeness)
+            .field("header", &self.0.header)
+            .field("events", &self.0.events)
+            .field("frames", &self.0.entries.len())
+            .field("completeness", &self.0.completeness)
             .finish_non_exhaustive()
     }
 }
@@ -87,9 +92,15 @@ impl Trace {
 
     /// Opens a trace from any random-access source.
     pub fn from_source(src: Box<dyn ReadAt>) -> Result<Trace> {
+        TraceData::build(src).map(|data| Trace(Arc::new(data)))
+    }
+}
+
+impl TraceData {
+    fn build(src: Box<dyn ReadAt>) -> Result<TraceData> {
         let (header, header_len) = read_header(src.as_ref())?;
         let module_count = header.run.modules.len();
-        let mut trace = Trace {
+        let mut trace = TraceData {
             src,
             header,
             header_len,
@@ -228,116 +239,6 @@ impl Trace {
         self.header.format.minor > crate::FORMAT_MINOR
     }
 
-    /// The header.
-    pub fn header(&self) -> &Header {
-        &self.header
-    }
-
-    /// Number of events.
-    pub fn len(&self) -> u64 {
-        self.events
-    }
-
-    /// True when the trace holds no events.
-    pub fn is_empty(&self) -> bool {
-        self.events == 0
-    }
-
-    /// Whether the index was used or the events were recovered by a scan.
-    pub fn completeness(&self) -> &Completeness {
-        &self.completeness
-    }
-
-    /// The data frames, as the index (or the recovery scan) describes them.
-    pub fn frames(&self) -> &[IndexEntry] {
-        &self.entries
-    }
-
-    /// Total size of the trace file.
-    pub fn file_len(&self) -> u64 {
-        self.src.len()
-    }
-
-    /// Events of each kind, in [`EventKind::ALL`] order, from the index.
-    pub fn kind_counts(&self) -> [u64; EventKind::ALL.len()] {
-        let mut counts = [0u64; EventKind::ALL.len()];
-        for entry in &self.entries {
-            for kind in EventKind::ALL {
-                counts[kind.index()] += u64::from(entry.count(kind));
-            }
-        }
-        counts
-    }
-
-    /// The embedded bytes of module `index`, checked against its SHA-256.
-    pub fn module_bytes(&self, index: usize) -> Result<Vec<u8>> {
-        let entry = self
-            .header
-            .run
-            .modules
-            .get(index)
-            .ok_or_else(|| TraceError::ModuleNotEmbedded { index, name: "(no such module)".into() })?;
-        let not_embedded = || TraceError::ModuleNotEmbedded { index, name: entry.name.clone() };
-        let (pos, payload_len) = self.modules.get(index).copied().flatten().ok_or_else(not_embedded)?;
-        let payload = container::read_bytes(
-            self.src.as_ref(),
-            pos + SKIPPABLE_HEADER_LEN,
-            payload_len,
-            "module frame",
-        )?;
-        let (_, body, ok) = container::open_wtrace_payload(&payload)
-            .ok_or_else(|| TraceError::corrupt("module frame", pos, "frame too short"))?;
-        if !ok || body.len() < 4 {
-            return Err(TraceError::corrupt("module frame", pos, "checksum mismatch"));
-        }
-        let size = usize::try_from(entry.size)
-            .map_err(|_| TraceError::corrupt("module frame", pos, "module too large"))?;
-        let bytes = decompress(&body[4..], size)
-            .map_err(|detail| TraceError::corrupt("module frame", pos, detail))?;
-        if sha256(&bytes) != entry.sha256 {
-            return Err(TraceError::ModuleHashMismatch { index, name: entry.name.clone() });
-        }
-        Ok(bytes)
-    }
-
-    /// The event with sequence number `seq`.
-    pub fn event(&self, seq: u64) -> Result<Event> {
-        let frame_index = self.frame_of(seq)?;
-        let frame = self.frame(frame_index)?;
-        let entry = &self.entries[frame_index];
-        let (start, end) = frame.spans[(seq - entry.first_seq) as usize];
-        match codec::decode_record(&frame.bytes[start..end], self.newer_minor()) {
-            Ok(Record::Event(event)) => Ok(event),
-            Ok(Record::Unknown { kind }) => Err(TraceError::corrupt(
-                "event",
-                entry.offset,
-                format!("event {seq} is of kind {kind}, which needs a newer wtrace"),
-            )),
-            Err(detail) => Err(record_error(frame_index, entry, seq, &detail)),
-        }
-    }
-
-    /// Every event in order, with its seq.
-    pub fn events(&self) -> Events<'_> {
-        self.range(..)
-    }
-
-    /// The events whose seq lies in `range`, in order. The range is clipped to the trace.
-    pub fn range(&self, range: impl RangeBounds<u64>) -> Events<'_> {
-        let start = match range.start_bound() {
-            Bound::Included(s) => *s,
-            Bound::Excluded(s) => s.saturating_add(1),
-            Bound::Unbounded => 0,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(e) => e.saturating_add(1),
-            Bound::Excluded(e) => *e,
-            Bound::Unbounded => self.events,
-        }
-        .min(self.events);
-        Events { trace: self, next: start, end, current: None, failed: false, prefetch: None }
-    }
-
     /// Index of the data frame holding `seq`.
     fn frame_of(&self, seq: u64) -> Result<usize> {
         if seq >= self.events {
@@ -390,6 +291,119 @@ impl Trace {
             ));
         }
         Ok(())
+    }
+}
+
+impl Trace {
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.0.header
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> u64 {
+        self.0.events
+    }
+
+    /// True when the trace holds no events.
+    pub fn is_empty(&self) -> bool {
+        self.0.events == 0
+    }
+
+    /// Whether the index was used or the events were recovered by a scan.
+    pub fn completeness(&self) -> &Completeness {
+        &self.0.completeness
+    }
+
+    /// The data frames, as the index (or the recovery scan) describes them.
+    pub fn frames(&self) -> &[IndexEntry] {
+        &self.0.entries
+    }
+
+    /// Total size of the trace file.
+    pub fn file_len(&self) -> u64 {
+        self.0.src.len()
+    }
+
+    /// Events of each kind, in [`EventKind::ALL`] order, from the index.
+    pub fn kind_counts(&self) -> [u64; EventKind::ALL.len()] {
+        let mut counts = [0u64; EventKind::ALL.len()];
+        for entry in &self.0.entries {
+            for kind in EventKind::ALL {
+                counts[kind.index()] += u64::from(entry.count(kind));
+            }
+        }
+        counts
+    }
+
+    /// The embedded bytes of module `index`, checked against its SHA-256.
+    pub fn module_bytes(&self, index: usize) -> Result<Vec<u8>> {
+        let entry = self
+            .0
+            .header
+            .run
+            .modules
+            .get(index)
+            .ok_or_else(|| TraceError::ModuleNotEmbedded { index, name: "(no such module)".into() })?;
+        let not_embedded = || TraceError::ModuleNotEmbedded { index, name: entry.name.clone() };
+        let (pos, payload_len) = self.0.modules.get(index).copied().flatten().ok_or_else(not_embedded)?;
+        let payload = container::read_bytes(
+            self.0.src.as_ref(),
+            pos + SKIPPABLE_HEADER_LEN,
+            payload_len,
+            "module frame",
+        )?;
+        let (_, body, ok) = container::open_wtrace_payload(&payload)
+            .ok_or_else(|| TraceError::corrupt("module frame", pos, "frame too short"))?;
+        if !ok || body.len() < 4 {
+            return Err(TraceError::corrupt("module frame", pos, "checksum mismatch"));
+        }
+        let size = usize::try_from(entry.size)
+            .map_err(|_| TraceError::corrupt("module frame", pos, "module too large"))?;
+        let bytes = decompress(&body[4..], size)
+            .map_err(|detail| TraceError::corrupt("module frame", pos, detail))?;
+        if sha256(&bytes) != entry.sha256 {
+            return Err(TraceError::ModuleHashMismatch { index, name: entry.name.clone() });
+        }
+        Ok(bytes)
+    }
+
+    /// The event with sequence number `seq`.
+    pub fn event(&self, seq: u64) -> Result<Event> {
+        let frame_index = self.0.frame_of(seq)?;
+        let frame = self.0.frame(frame_index)?;
+        let entry = &self.0.entries[frame_index];
+        let (start, end) = frame.spans[(seq - entry.first_seq) as usize];
+        match codec::decode_record(&frame.bytes[start..end], self.0.newer_minor()) {
+            Ok(Record::Event(event)) => Ok(event),
+            Ok(Record::Unknown { kind }) => Err(TraceError::corrupt(
+                "event",
+                entry.offset,
+                format!("event {seq} is of kind {kind}, which needs a newer wtrace"),
+            )),
+            Err(detail) => Err(record_error(frame_index, entry, seq, &detail)),
+        }
+    }
+
+    /// Every event in order, with its seq.
+    pub fn events(&self) -> Events {
+        self.range(..)
+    }
+
+    /// The events whose seq lies in `range`, in order. The range is clipped to the trace.
+    pub fn range(&self, range: impl RangeBounds<u64>) -> Events {
+        let start = match range.start_bound() {
+            Bound::Included(s) => *s,
+            Bound::Excluded(s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(e) => e.saturating_add(1),
+            Bound::Excluded(e) => *e,
+            Bound::Unbounded => self.0.events,
+        }
+        .min(self.0.events);
+        Events { trace: self.clone(), next: start, end, current: None, failed: false, prefetch: None }
     }
 }
 
@@ -534,8 +548,8 @@ fn read_header(src: &dyn ReadAt) -> Result<(Header, u64)> {
 }
 
 /// Iterator over a range of events; see [`Trace::range`]. Stops after the first error.
-pub struct Events<'a> {
-    trace: &'a Trace,
+pub struct Events {
+    trace: Trace,
     next: u64,
     end: u64,
     current: Option<(usize, Arc<LoadedFrame>)>,
@@ -543,7 +557,7 @@ pub struct Events<'a> {
     prefetch: Option<Prefetcher>,
 }
 
-impl Iterator for Events<'_> {
+impl Iterator for Events {
     type Item = Result<(u64, Event)>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -558,7 +572,7 @@ impl Iterator for Events<'_> {
     }
 }
 
-impl Events<'_> {
+impl Events {
     /// Decodes the next event into `event` and returns its seq, like [`Iterator::next`] but
     /// reusing `event`'s buffers: once they have grown, a sequential pass over host calls
     /// allocates nothing. The fastest way to read a whole trace.
@@ -595,7 +609,7 @@ impl Events<'_> {
 
     /// Starts decompressing the frame after `index` if the range reaches into it.
     fn prefetch_after(&mut self, index: usize) -> Result<()> {
-        let trace = self.trace;
+        let trace = &*self.trace.0;
         let next = index + 1;
         if next >= trace.entries.len() || trace.entries[next].first_seq >= self.end {
             return Ok(());
@@ -616,36 +630,36 @@ impl Events<'_> {
     /// Decodes event `seq` into `event`; `false` for a record of a kind from a newer minor
     /// version, which is skipped.
     fn decode_into(&mut self, seq: u64, event: &mut Event) -> Result<bool> {
-        let trace = self.trace;
-        let index = match &self.current {
-            Some((index, _))
-                if {
-                    let e = &trace.entries[*index];
-                    seq >= e.first_seq && seq < e.first_seq + u64::from(e.events)
-                } =>
-            {
-                *index
-            }
-            _ => {
-                let index = trace.frame_of(seq)?;
-                let frame = match self.prefetch.as_mut().and_then(|p| p.take(index)) {
-                    Some(frame) => {
-                        let frame = frame?;
-                        trace.check_count(index, &frame)?;
-                        Arc::new(frame)
-                    }
-                    None => trace.frame(index)?,
-                };
-                self.current = Some((index, frame));
-                self.prefetch_after(index)?;
-                index
-            }
-        };
-        let frame = &self.current.as_ref().expect("set above").1;
-        let entry = &trace.entries[index];
+        let in_current = self.current.as_ref().is_some_and(|(index, _)| {
+            let e = &self.trace.0.entries[*index];
+            seq >= e.first_seq && seq < e.first_seq + u64::from(e.events)
+        });
+        if !in_current {
+            self.load_frame_of(seq)?;
+        }
+        let trace = &*self.trace.0;
+        let (index, frame) = self.current.as_ref().expect("loaded above");
+        let entry = &trace.entries[*index];
         let (start, end) = frame.spans[(seq - entry.first_seq) as usize];
         codec::decode_record_into(&frame.bytes[start..end], trace.newer_minor(), event)
-            .map_err(|detail| record_error(index, entry, seq, &detail))
+            .map_err(|detail| record_error(*index, entry, seq, &detail))
+    }
+
+    /// Makes the frame holding `seq` current, from the prefetcher when it has it, and starts
+    /// fetching the next.
+    fn load_frame_of(&mut self, seq: u64) -> Result<()> {
+        let trace = &*self.trace.0;
+        let index = trace.frame_of(seq)?;
+        let frame = match self.prefetch.as_mut().and_then(|p| p.take(index)) {
+            Some(frame) => {
+                let frame = frame?;
+                trace.check_count(index, &frame)?;
+                Arc::new(frame)
+            }
+            None => trace.frame(index)?,
+        };
+        self.current = Some((index, frame));
+        self.prefetch_after(index)
     }
 }
 
@@ -673,6 +687,7 @@ pub enum RepairOutcome {
 /// renamed over it, so the original is untouched if anything fails.
 pub fn repair(path: &Path) -> Result<RepairOutcome> {
     let trace = Trace::open(path)?;
+    let trace = &*trace.0;
     let Completeness::Recovered { index_problem, .. } = &trace.completeness else {
         return Ok(RepairOutcome::AlreadyComplete { events: trace.events });
     };

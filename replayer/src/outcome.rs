@@ -1,0 +1,175 @@
+//! How a run ended, in trace terms: turning the error Wasmtime returns from a call into a
+//! recorded [`Trap`] (code, message, Wasm backtrace, fault address), and the report
+//! `wasmtime run` prints for it. Recording and replay both use this, so a replayed trap
+//! compares equal to the recorded one exactly when Wasmtime saw the same trap.
+
+use wtrace_traces::{Frame, MissingReason, NativeCapture, Trap, TrapCode, Value};
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The guest called `proc_exit`, or returned from `_start` (status 0).
+    Exited(i32),
+    /// The guest trapped, or a host function failed.
+    Trapped(Box<Trap>),
+    /// An `--invoke`d function returned these values.
+    Returned(Vec<Value>),
+}
+
+impl RunEnd {
+    /// The process exit status a drop-in re-run reports: the guest's status, 134 for a trap
+    /// (what `wasmtime run` exits with: the abort signal's 128 + 6), 0 for a return.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            RunEnd::Exited(code) => *code,
+            RunEnd::Trapped(_) => TRAP_EXIT_STATUS,
+            RunEnd::Returned(_) => 0,
+        }
+    }
+
+    /// One line for people: `exited with status 3`, `trapped: wasm trap: ...`.
+    pub fn describe(&self) -> String {
+        match self {
+            RunEnd::Exited(code) => format!("exited with status {code}"),
+            RunEnd::Trapped(trap) => {
+                let at = trap.frames.first().map(describe_frame).unwrap_or_default();
+                if at.is_empty() {
+                    format!("trapped: {}", trap.message)
+                } else {
+                    format!("trapped: {} in {at}", trap.message)
+                }
+            }
+            RunEnd::Returned(values) => {
+                let values: Vec<String> = values.iter().map(ToString::to_string).collect();
+                format!("returned [{}]", values.join(", "))
+            }
+        }
+    }
+}
+
+/// The exit status for a trapped guest, as `wasmtime run` uses on Unix.
+pub const TRAP_EXIT_STATUS: i32 = 134;
+
+/// `func_name (module offset 0x1a3)` for a frame.
+pub fn describe_frame(frame: &Frame) -> String {
+    let name = frame.func_name.clone().unwrap_or_else(|| format!("<wasm function {}>", frame.func_index));
+    match frame.module_offset {
+        Some(pc) => format!("{name} at Wasm PC {pc:#x}"),
+        None => name,
+    }
+}
+
+/// The trap a failed call amounts to. `native` says why there is no register snapshot.
+pub fn trap_from_error(error: &wasmtime::Error, native: NativeCapture) -> Trap {
+    let (code, message) = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => (trap_code(*trap), trap.to_string()),
+        None => (TrapCode::HostError, error.root_cause().to_string()),
+    };
+    let frames = error.downcast_ref::<wasmtime::WasmBacktrace>().map(frames_of).unwrap_or_default();
+    let fault = error.chain().find_map(|cause| parse_wasm_fault(&cause.to_string()));
+    Trap {
+        code,
+        message,
+        frames,
+        wasm_fault_address: fault.map(|(address, _)| address),
+        memory_size: fault.map(|(_, size)| size),
+        native,
+        memory_window: None,
+    }
+}
+
+/// Why recording and replay have no native snapshot yet.
+pub fn no_native_capture() -> NativeCapture {
+    NativeCapture::Missing(MissingReason::Unsupported)
+}
+
+/// The frames of a Wasm backtrace, innermost first.
+pub fn frames_of(backtrace: &wasmtime::WasmBacktrace) -> Vec<Frame> {
+    backtrace
+        .frames()
+        .iter()
+        .map(|frame| Frame {
+            module: 0,
+            func_index: frame.func_index(),
+            func_name: frame.func_name().map(str::to_owned),
+            module_offset: frame.module_offset().and_then(|o| u32::try_from(o).ok()),
+            func_offset: frame.func_offset().and_then(|o| u32::try_from(o).ok()),
+            source: frame.symbols().iter().find_map(|symbol| {
+                Some(wtrace_traces::SourceLocation {
+                    file: symbol.file()?.to_owned(),
+                    line: symbol.line().unwrap_or(0),
+                    column: symbol.column().unwrap_or(0),
+                })
+            }),
+        })
+        .collect()
+}
+
+/// Parses Wasmtime's `memory fault at wasm address 0x10000 in linear memory of size 0x10000`.
+/// Wasmtime attaches it to the error as context of a type it does not export, so its text is
+/// the only public form.
+fn parse_wasm_fault(text: &str) -> Option<(u64, u64)> {
+    let rest = text.strip_prefix("memory fault at wasm address 0x")?;
+    let (address, rest) = rest.split_once(' ')?;
+    let size = rest.strip_prefix("in linear memory of size 0x")?;
+    Some((u64::from_str_radix(address, 16).ok()?, u64::from_str_radix(size.trim(), 16).ok()?))
+}
+
+/// The trace's name for a Wasmtime trap.
+pub fn trap_code(trap: wasmtime::Trap) -> TrapCode {
+    use wasmtime::Trap as W;
+    match trap {
+        W::StackOverflow => TrapCode::StackOverflow,
+        W::MemoryOutOfBounds => TrapCode::MemoryOutOfBounds,
+        W::HeapMisaligned => TrapCode::HeapMisaligned,
+        W::TableOutOfBounds => TrapCode::TableOutOfBounds,
+        W::IndirectCallToNull => TrapCode::IndirectCallToNull,
+        W::BadSignature => TrapCode::BadSignature,
+        W::IntegerOverflow => TrapCode::IntegerOverflow,
+        W::IntegerDivisionByZero => TrapCode::IntegerDivisionByZero,
+        W::BadConversionToInteger => TrapCode::BadConversionToInteger,
+        W::UnreachableCodeReached => TrapCode::UnreachableCodeReached,
+        W::Interrupt => TrapCode::Interrupt,
+        W::OutOfFuel => TrapCode::OutOfFuel,
+        W::NullReference => TrapCode::NullReference,
+        W::ArrayOutOfBounds => TrapCode::ArrayOutOfBounds,
+        W::AllocationTooLarge => TrapCode::AllocationTooLarge,
+        W::CastFailure => TrapCode::CastFailure,
+        W::AtomicWaitNonSharedMemory => TrapCode::AtomicWaitNonSharedMemory,
+        other => TrapCode::Other(format!("{other:?}")),
+    }
+}
+
+/// The report `wasmtime run` prints for a failed run: `Error: failed to run main module
+/// ...`, then the numbered cause chain (the Wasm backtrace, the `wasm trap:` line), laid out
+/// as the CLI's `anyhow` report lays it out, continuation lines indented under their cause.
+pub fn wasmtime_report(error: &wasmtime::Error, module_name: &str) -> String {
+    use std::fmt::Write as _;
+    let mut text = format!("Error: failed to run main module `{module_name}`\n\nCaused by:\n");
+    let causes: Vec<String> = error.chain().map(ToString::to_string).collect();
+    let numbered = causes.len() > 1;
+    for (i, cause) in causes.iter().enumerate() {
+        for (n, line) in cause.lines().enumerate() {
+            let _ = match (n, numbered) {
+                (0, true) => writeln!(text, "{i:>5}: {line}"),
+                (_, false) => writeln!(text, "    {line}"),
+                (_, true) => writeln!(text, "       {line}"),
+            };
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_wasmtime_fault_context() {
+        assert_eq!(
+            parse_wasm_fault("memory fault at wasm address 0x10000 in linear memory of size 0x10000"),
+            Some((0x10000, 0x10000))
+        );
+        assert_eq!(parse_wasm_fault("wasm trap: out of bounds memory access"), None);
+    }
+}

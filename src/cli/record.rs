@@ -1,0 +1,146 @@
+//! `wtrace record`: run a module for real, as `wtrace run` would, and write its trace.
+
+use std::path::{Path, PathBuf};
+
+use wtrace::recorder::{self, Dir, EngineSettings, Output, RecordError, RecordOptions, RunEnd, Stdin};
+
+use super::{CliError, ExitCode, output, trace_dir};
+
+/// The parsed `wtrace record` command line.
+#[derive(Debug)]
+pub(crate) struct RecordArgs {
+    pub(crate) module: PathBuf,
+    pub(crate) args: Vec<String>,
+    pub(crate) dirs: Vec<String>,
+    pub(crate) env: Vec<String>,
+    pub(crate) invoke: Option<String>,
+    pub(crate) wasm_flags: Vec<String>,
+    pub(crate) output: Option<PathBuf>,
+    pub(crate) quiet: bool,
+}
+
+/// Runs `wtrace record`; returns the process exit status (the guest's).
+pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
+    let mut engine = EngineSettings::default();
+    for flag in &args.wasm_flags {
+        engine.apply_flag(flag).map_err(|e| CliError::usage(e.0))?;
+    }
+    let dirs = args.dirs.iter().map(|d| parse_dir(d)).collect::<Result<Vec<_>, _>>()?;
+    let env = args.env.iter().map(|e| parse_env(e)).collect::<Result<Vec<_>, _>>()?;
+    let module = std::fs::read(&args.module).map_err(|e| {
+        CliError::new(
+            ExitCode::InputMissing,
+            format!("cannot read module {}: {e}", args.module.display()),
+            Some("check the path".to_string()),
+        )
+    })?;
+    let module_name =
+        args.module.file_name().map_or_else(|| "module".into(), |n| n.to_string_lossy().into_owned());
+    let (path, in_trace_dir) = match &args.output {
+        Some(path) => (path.clone(), false),
+        None => (trace_dir::new_trace(&args.module)?, true),
+    };
+    // A guest argument `--` after MODULE is a separator, as for `wasmtime run`.
+    let mut guest_args = args.args;
+    if guest_args.first().is_some_and(|a| a == "--") {
+        guest_args.remove(0);
+    }
+    let options = RecordOptions {
+        module_name,
+        module,
+        args: guest_args,
+        env,
+        dirs,
+        invoke: args.invoke,
+        engine,
+        stdin: Stdin::Inherit,
+        output: Output::Inherit,
+        command_line: std::env::args().collect(),
+    };
+    let recorded = recorder::record(&options, &path).map_err(|e| {
+        if in_trace_dir {
+            let _ = std::fs::remove_file(&path);
+        }
+        record_error(&e, &args.module)
+    })?;
+    if in_trace_dir {
+        trace_dir::set_latest(&path);
+    }
+    if let Some(report) = &recorded.report {
+        output::print_stderr(report);
+    }
+    if let RunEnd::Returned(values) = &recorded.end {
+        let mut out = String::new();
+        for value in values {
+            out.push_str(&value.to_string());
+            out.push('\n');
+        }
+        output::print_stdout(&out)?;
+    }
+    if !args.quiet {
+        output::note(&format!(
+            "recorded {} events to {} ({})",
+            recorded.events,
+            path.display(),
+            recorded.end.describe()
+        ));
+    }
+    Ok(recorded.end.exit_status())
+}
+
+/// `HOST[::GUEST]`; the guest path defaults to the host path, as in `wasmtime run`.
+fn parse_dir(text: &str) -> Result<Dir, CliError> {
+    let (host, guest) = text.split_once("::").unwrap_or((text, text));
+    if host.is_empty() || guest.is_empty() {
+        return Err(CliError::usage(format!("--dir {text}: expected HOST[::GUEST]")));
+    }
+    let host = PathBuf::from(host);
+    if !host.is_dir() {
+        return Err(CliError::new(
+            ExitCode::InputMissing,
+            format!("--dir {}: no such directory", host.display()),
+            Some("create it or fix the path".to_string()),
+        ));
+    }
+    Ok(Dir { host, guest: guest.to_string() })
+}
+
+/// `NAME=VALUE`, or `NAME` to pass the variable on from wtrace's own environment.
+fn parse_env(text: &str) -> Result<(String, String), CliError> {
+    match text.split_once('=') {
+        Some(("", _)) => Err(CliError::usage(format!("--env {text}: empty name"))),
+        Some((name, value)) => Ok((name.to_string(), value.to_string())),
+        None => match std::env::var(text) {
+            Ok(value) => Ok((text.to_string(), value)),
+            Err(_) => Err(CliError::usage(format!(
+                "--env {text}: not set in wtrace's environment; use {text}=VALUE"
+            ))),
+        },
+    }
+}
+
+fn record_error(error: &RecordError, module: &Path) -> CliError {
+    match error {
+        RecordError::Engine(message) => CliError::usage(message.clone()),
+        RecordError::InvalidModule { .. } => CliError::new(
+            ExitCode::ModuleUnusable,
+            error.to_string(),
+            Some(format!("{} must be a WebAssembly module (.wasm or .wat)", module.display())),
+        ),
+        RecordError::Link(message) => CliError::new(
+            ExitCode::ModuleUnusable,
+            message.clone(),
+            Some(if message.contains("unknown import") {
+                "wtrace provides the WASI preview 1 (`wasi_snapshot_preview1`) imports".to_string()
+            } else {
+                "see `wtrace record --help`".to_string()
+            }),
+        ),
+        RecordError::Dir { .. } => CliError::new(ExitCode::InputMissing, error.to_string(), None),
+        RecordError::Trace { source, .. } => CliError::new(
+            if source.is_damage() { ExitCode::Internal } else { ExitCode::OutputFailed },
+            error.to_string(),
+            Some("check free space and permissions, or pass -o PATH".to_string()),
+        ),
+    }
+}

@@ -1,0 +1,181 @@
+//! `wtrace replay`: re-execute a trace with no host access, reproduce the guest's output, exit
+//! status and trap, and say whether the run matched the recording.
+
+use std::path::{Path, PathBuf};
+
+use wtrace::TrapCode;
+use wtrace::replayer::{self, OutputSink, ReplayError, ReplayOptions, RunEnd};
+
+use super::{CliError, ExitCode, open_trace, output};
+
+/// The parsed `wtrace replay` command line.
+#[derive(Debug)]
+pub(crate) struct ReplayArgs {
+    pub(crate) trace: PathBuf,
+    pub(crate) quiet: bool,
+    pub(crate) expect_trap: Option<String>,
+    pub(crate) expect_exit: Option<i32>,
+    pub(crate) expect_stdout: Option<PathBuf>,
+    pub(crate) module: Option<PathBuf>,
+    pub(crate) allow_modified_module: bool,
+}
+
+/// Runs `wtrace replay`; returns the process exit status.
+pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
+    let expect_trap = args
+        .expect_trap
+        .as_deref()
+        .map(|text| {
+            TrapCode::parse(text).ok_or_else(|| {
+                CliError::usage(format!(
+                    "--expect-trap {text}: unknown trap code; use one of {}",
+                    TrapCode::NAMED.iter().map(TrapCode::name).collect::<Vec<_>>().join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let expected_stdout = args
+        .expect_stdout
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path).map_err(|e| {
+                CliError::new(ExitCode::InputMissing, format!("cannot read {}: {e}", path.display()), None)
+            })
+        })
+        .transpose()?;
+    let module = args
+        .module
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path).map_err(|e| {
+                CliError::new(
+                    ExitCode::InputMissing,
+                    format!("cannot read module {}: {e}", path.display()),
+                    None,
+                )
+            })
+        })
+        .transpose()?;
+    let trace_path = super::trace_dir::resolve(&args.trace)?;
+    let trace = open_trace(&trace_path)?;
+    let sink = |stream: Box<dyn std::io::Write + Send>| match (args.quiet, expected_stdout.is_some()) {
+        (true, true) => OutputSink::Capture,
+        (true, false) => OutputSink::Discard,
+        (false, true) => OutputSink::Tee(stream),
+        (false, false) => OutputSink::Stream(stream),
+    };
+    let options = ReplayOptions {
+        stdout: sink(Box::new(std::io::stdout())),
+        stderr: if args.quiet {
+            OutputSink::Discard
+        } else {
+            OutputSink::Stream(Box::new(std::io::stderr()))
+        },
+        module,
+        allow_modified_module: args.allow_modified_module,
+    };
+    let replay = replayer::replay(&trace, options).map_err(|e| replay_error(&e, &trace_path))?;
+
+    if let Some(divergence) = &replay.divergence {
+        output::print_stderr(&format!("{divergence}\n"));
+        return Err(CliError::new(
+            ExitCode::Diverged,
+            format!(
+                "replay of {} diverged from the recording at event {}",
+                trace_path.display(),
+                divergence.seq
+            ),
+            Some("the module or the trace differs from the recorded run".to_string()),
+        ));
+    }
+    if let Some(report) = &replay.report {
+        output::print_stderr(report);
+    }
+    if let RunEnd::Returned(values) = &replay.end {
+        let text = values.iter().fold(String::new(), |text, v| text + &v.to_string() + "\n");
+        output::print_stdout(&text)?;
+    }
+    match &replay.recorded {
+        Some(_) => output::note(&format!(
+            "replay matched the recording: {} ({} host calls)",
+            replay.end.describe(),
+            replay.host_calls
+        )),
+        None => output::warn(&format!(
+            "the recording stopped before the run ended; replayed all {} host calls, then the run {}",
+            replay.host_calls,
+            replay.end.describe()
+        )),
+    }
+
+    let failures = failed_expectations(args, expect_trap.as_ref(), expected_stdout.as_deref(), &replay);
+    if !failures.is_empty() {
+        return Err(CliError::new(ExitCode::ExpectationFailed, failures.join("; "), None));
+    }
+    Ok(replay.end.exit_status())
+}
+
+/// The `--expect-*` checks that failed, one sentence each.
+fn failed_expectations(
+    args: &ReplayArgs,
+    expect_trap: Option<&TrapCode>,
+    expected_stdout: Option<&[u8]>,
+    replay: &replayer::Replay,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    if let Some(code) = expect_trap {
+        match &replay.end {
+            RunEnd::Trapped(trap) if trap.code == *code => {}
+            other => {
+                failures.push(format!("expected trap {}, but the run {}", code.name(), other.describe()));
+            }
+        }
+    }
+    if let Some(status) = args.expect_exit {
+        match &replay.end {
+            RunEnd::Exited(code) if *code == status => {}
+            other => {
+                failures.push(format!("expected exit status {status}, but the run {}", other.describe()));
+            }
+        }
+    }
+    if let (Some(expected), Some(path)) = (expected_stdout, &args.expect_stdout)
+        && *expected != replay.stdout[..]
+    {
+        failures.push(format!(
+            "stdout differs from {} ({} bytes expected, {} replayed{})",
+            path.display(),
+            expected.len(),
+            replay.stdout.len(),
+            first_difference(expected, &replay.stdout)
+                .map(|at| format!(", first difference at byte {at}"))
+                .unwrap_or_default()
+        ));
+    }
+    failures
+}
+
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    a.iter().zip(b).position(|(x, y)| x != y).or_else(|| (a.len() != b.len()).then(|| a.len().min(b.len())))
+}
+
+fn replay_error(error: &ReplayError, trace: &Path) -> CliError {
+    match error {
+        ReplayError::Trace(e) => CliError::from_trace(e, trace),
+        ReplayError::Engine(message) => CliError::new(
+            ExitCode::Refused,
+            format!("cannot replay {}: {message}", trace.display()),
+            Some("replay it with the wtrace that recorded it".to_string()),
+        ),
+        ReplayError::ModuleMismatch { .. } => CliError::new(
+            ExitCode::Refused,
+            error.to_string(),
+            Some("pass --allow-modified-module to replay it anyway and see where it diverges".to_string()),
+        ),
+        ReplayError::NoModule | ReplayError::InvalidModule(_) | ReplayError::Setup(_) => CliError::new(
+            ExitCode::ModuleUnusable,
+            format!("cannot replay {}: {error}", trace.display()),
+            None,
+        ),
+    }
+}
