@@ -77,6 +77,62 @@ pub struct RecordOptions {
     pub command_line: Vec<String>,
 }
 
+impl RecordOptions {
+    /// Options to record the module file at `path` (binary Wasm or WAT), named by its file
+    /// name, with no arguments, an empty environment and stdin, and output captured.
+    pub fn from_file(path: impl AsRef<Path>) -> std::io::Result<RecordOptions> {
+        let path = path.as_ref();
+        Ok(RecordOptions {
+            module_name: path
+                .file_name()
+                .map_or_else(|| "module".into(), |n| n.to_string_lossy().into_owned()),
+            module: std::fs::read(path)?,
+            ..RecordOptions::default()
+        })
+    }
+
+    /// Adds a guest argument.
+    #[must_use]
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Adds an environment variable.
+    #[must_use]
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Preopens host directory `host` as `guest`.
+    #[must_use]
+    pub fn dir(mut self, host: impl Into<PathBuf>, guest: impl Into<String>) -> Self {
+        self.dirs.push(Dir { host: host.into(), guest: guest.into() });
+        self
+    }
+
+    /// Gives the guest these bytes on stdin.
+    #[must_use]
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Stdin::Bytes(bytes.into());
+        self
+    }
+
+    /// Calls the exported function `name` (with the arguments as its parameters) instead of `_start`.
+    #[must_use]
+    pub fn invoke(mut self, name: impl Into<String>) -> Self {
+        self.invoke = Some(name.into());
+        self
+    }
+
+    /// Applies a `-W` flag as `wasmtime run` spells it (e.g. `threads=y`).
+    pub fn wasm_flag(mut self, flag: &str) -> Result<Self, RecordError> {
+        self.engine.apply_flag(flag).map_err(|e| RecordError::Engine(e.0))?;
+        Ok(self)
+    }
+}
+
 /// The result of a recording.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -296,11 +352,27 @@ fn wasi_context(options: &RecordOptions, argv: &[String]) -> Result<(WasiP1Ctx, 
     Ok((builder.build_p1(), captured))
 }
 
+/// A WAT syntax error on one line: the message and where (`wat` adds a multi-line snippet).
+pub(crate) fn one_line_wat_error(error: &wat::Error) -> String {
+    let text = error.to_string();
+    let mut lines = text.lines();
+    let message = lines.next().unwrap_or_default().trim();
+    let place = lines.find_map(|l| l.trim().strip_prefix("--> ")).and_then(|at| {
+        let (rest, column) = at.rsplit_once(':')?;
+        let (_, line) = rest.rsplit_once(':')?;
+        Some((line, column))
+    });
+    match place {
+        Some((line, column)) => format!("{message} at line {line}, column {column}"),
+        None => message.to_string(),
+    }
+}
+
 /// Records a run of `options.module` into a new trace at `trace_path`.
 pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, RecordError> {
     let engine = options.engine.engine().map_err(|e| RecordError::Engine(e.0))?;
     let invalid = |detail: String| RecordError::InvalidModule { name: options.module_name.clone(), detail };
-    let binary = wat::parse_bytes(&options.module).map_err(|e| invalid(e.to_string()))?.into_owned();
+    let binary = wat::parse_bytes(&options.module).map_err(|e| invalid(one_line_wat_error(&e)))?.into_owned();
     let module = Module::new(&engine, &binary).map_err(|e| invalid(format!("{e:#}")))?;
     let imports: Vec<ImportName> = module
         .imports()

@@ -127,3 +127,49 @@ pub fn wtrace(args: &[&str]) -> Output {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A WAT fixture under `tests/fixtures/`.
+pub fn fixture(path: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
+}
+
+/// A guest program from `tests/guests/src/bin/NAME.rs`, built for `wasm32-wasip1` on first use
+/// (once per test process; cargo's lock serializes concurrent builds).
+pub fn guest(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target = root.join("target/guests");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip1", "--manifest-path"])
+            .arg(root.join("tests/guests/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("run cargo to build the guest programs");
+        assert!(
+            status.success(),
+            "building the guest programs failed; is the wasm32-wasip1 target installed?"
+        );
+        target.join("wasm32-wasip1/release")
+    });
+    dir.join(format!("{name}.wasm"))
+}
+
+/// Runs the real binary with stdin and extra environment variables.
+pub fn wtrace_with(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wtrace"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run wtrace");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin).expect("write stdin");
+    drop(input);
+    child.wait_with_output().expect("wait for wtrace")
+}

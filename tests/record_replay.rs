@@ -1,0 +1,322 @@
+//! `wtrace record` and `wtrace replay` on Rust guest programs built for `wasm32-wasip1`: the
+//! replay must reproduce output, exit status and traps with no host access; divergences and
+//! bad input must be reported with their documented exit codes.
+
+mod common;
+
+use std::path::Path;
+
+use common::{fixture, guest, text, wtrace, wtrace_with};
+use wtrace::traces::{Event, Outcome, TraceWriter, Value, WriterOptions};
+
+fn record(dir: &Path, name: &str, args: &[&str]) -> (std::process::Output, String) {
+    record_with(dir, name, args, b"")
+}
+
+fn record_with(dir: &Path, name: &str, args: &[&str], stdin: &[u8]) -> (std::process::Output, String) {
+    let trace = dir.join(format!("{name}-{}.zst", std::process::id())).to_str().unwrap().to_string();
+    let mut all = vec!["record", "-o", &trace];
+    all.extend_from_slice(args);
+    (wtrace_with(&all, stdin, &[]), trace)
+}
+
+#[test]
+fn args_environment_and_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = guest("args_env");
+    let (out, trace) = record(
+        dir.path(),
+        "args",
+        &["--env", "GREETING=hello world", "--env", "EMPTY=", module.to_str().unwrap(), "--", "7", "--flag"],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    let expected =
+        "arg[0] = args_env.wasm\narg[1] = 7\narg[2] = --flag\nenv EMPTY = \nenv GREETING = hello world\n";
+    assert_eq!(stdout, expected);
+
+    let replayed = wtrace(&["replay", &trace, "--expect-exit", "7"]);
+    assert_eq!(replayed.status.code(), Some(7), "{}", text(&replayed.stderr));
+    assert_eq!(text(&replayed.stdout), expected);
+    assert!(text(&replayed.stderr).contains("replay matched the recording: exited with status 7"));
+
+    let wrong = wtrace(&["replay", "-q", &trace, "--expect-exit", "3"]);
+    assert_eq!(wrong.status.code(), Some(206), "{}", text(&wrong.stderr));
+    assert!(text(&wrong.stderr).contains("expected exit status 3, but the run exited with status 7"));
+}
+
+#[test]
+fn files_in_a_preopened_directory_replay_after_the_directory_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("input.txt"), "hello wtrace\n").unwrap();
+    let dir_arg = format!("{}::/data", data.display());
+    let module = guest("files");
+    let (out, trace) = record(dir.path(), "files", &["--dir", &dir_arg, module.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("read 13 bytes: hello wtrace"), "{stdout}");
+    assert!(stdout.contains("wrote and read back: HELLO WTRACE"), "{stdout}");
+    assert!(stdout.contains("directory: input.txt, output.txt"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(data.join("output.txt")).unwrap(), "HELLO WTRACE\n");
+
+    std::fs::remove_dir_all(&data).unwrap();
+    let expected_stdout = dir.path().join("expected.txt");
+    std::fs::write(&expected_stdout, &out.stdout).unwrap();
+    let replayed = wtrace(&["replay", &trace, "--expect-stdout", expected_stdout.to_str().unwrap()]);
+    assert_eq!(replayed.status.code(), Some(0), "{}", text(&replayed.stderr));
+    assert_eq!(replayed.stdout, out.stdout);
+    assert!(!data.exists(), "replay must not touch the host file system");
+
+    // The host calls show the path opened and the bytes printed.
+    let dump = text(&wtrace(&["dump", &trace]).stdout);
+    assert!(dump.contains("path_open"), "{dump}");
+    assert!(dump.contains("input.txt"), "{dump}");
+}
+
+#[test]
+fn stdin_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = guest("stdin_echo");
+    let (out, trace) = record_with(dir.path(), "stdin", &[module.to_str().unwrap()], b"one\ntwo\nthree\n");
+    assert_eq!(text(&out.stdout), "stdin: 14 bytes, 3 lines\nthree\ntwo\none\n");
+    // Replay reads nothing from its own stdin.
+    let replayed = wtrace_with(&["replay", &trace], b"something else entirely\n", &[]);
+    assert_eq!(replayed.status.code(), Some(0), "{}", text(&replayed.stderr));
+    assert_eq!(replayed.stdout, out.stdout);
+}
+
+#[test]
+fn clock_and_random_differ_between_recordings_and_replay_equals_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = guest("clock_random");
+    let (first, first_trace) = record(dir.path(), "clock1", &[module.to_str().unwrap()]);
+    let (second, second_trace) = record(dir.path(), "clock2", &[module.to_str().unwrap()]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let random_line = |out: &[u8]| text(out).lines().find(|l| l.starts_with("random: ")).unwrap().to_string();
+    assert_ne!(random_line(&first.stdout), random_line(&second.stdout));
+    assert_ne!(first.stdout, second.stdout);
+    for (out, trace) in [(&first, &first_trace), (&second, &second_trace)] {
+        for _ in 0..2 {
+            let replayed = wtrace(&["replay", trace]);
+            assert_eq!(replayed.status.code(), Some(0), "{}", text(&replayed.stderr));
+            assert_eq!(replayed.stdout, out.stdout);
+        }
+    }
+}
+
+#[test]
+fn rust_panic_traps_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = guest("panic");
+    let (out, trace) = record(dir.path(), "panic", &[module.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(134), "{stderr}");
+    assert!(stderr.contains("panicked at"), "{stderr}");
+    assert!(stderr.contains("bad config value \"forty-two\""), "{stderr}");
+    assert!(stderr.contains("wasm trap: wasm `unreachable` instruction executed"), "{stderr}");
+    let replayed = wtrace(&["replay", &trace, "--expect-trap", "unreachable"]);
+    let replay_stderr = text(&replayed.stderr);
+    assert_eq!(replayed.status.code(), Some(134), "{replay_stderr}");
+    assert!(replay_stderr.contains("bad config value \"forty-two\""), "{replay_stderr}");
+    assert_eq!(replayed.stdout, out.stdout);
+    let wrong = wtrace(&["replay", "-q", &trace, "--expect-trap", "memory-out-of-bounds"]);
+    assert_eq!(wrong.status.code(), Some(206));
+}
+
+#[test]
+fn traces_go_to_the_trace_directory_with_a_latest_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("WTRACE_DIR", dir.path().to_str().unwrap())];
+    let module = fixture("traps/unreachable.wat");
+    for _ in 0..2 {
+        let out = wtrace_with(&["record", module.to_str().unwrap()], b"", &env);
+        assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
+    }
+    assert!(dir.path().join("unreachable-0.zst").is_file());
+    assert!(dir.path().join("unreachable-1.zst").is_file());
+    assert_eq!(std::fs::read_link(dir.path().join("latest")).unwrap(), Path::new("unreachable-1.zst"));
+    let replayed = wtrace_with(&["replay", "latest", "--expect-trap", "unreachable"], b"", &env);
+    assert_eq!(replayed.status.code(), Some(134), "{}", text(&replayed.stderr));
+    let info = wtrace_with(&["info", "latest"], b"", &env);
+    assert_eq!(info.status.code(), Some(0), "{}", text(&info.stderr));
+}
+
+#[test]
+fn invoke_calls_an_export_with_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("add.wat");
+    std::fs::write(&module, r#"(module (func (export "add") (param i32 i64) (result i64) (i64.add (i64.extend_i32_s (local.get 0)) (local.get 1))))"#).unwrap();
+    let trace = dir.path().join("add.zst");
+    let out = wtrace(&[
+        "record",
+        "-o",
+        trace.to_str().unwrap(),
+        "--invoke",
+        "add",
+        module.to_str().unwrap(),
+        "-5",
+        "12",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "7\n");
+    let replayed = wtrace(&["replay", trace.to_str().unwrap()]);
+    assert_eq!(text(&replayed.stdout), "7\n");
+    assert_eq!(replayed.status.code(), Some(0));
+
+    let missing =
+        wtrace(&["record", "-o", trace.to_str().unwrap(), "--invoke", "sub", module.to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(209));
+    let stderr = text(&missing.stderr);
+    assert!(
+        stderr.starts_with("error: the module has no exported function `sub` to invoke; it exports: add"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_modified_module_diverges_at_the_first_different_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = dir.path().join("hello.wat");
+    let hello = |text: &str| {
+        format!(
+            r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "{text}")
+  (func $say (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 6))
+    (drop (call $clock (i32.const 0) (i64.const 1) (i32.const 32)))
+    (call $say)))"#
+        )
+    };
+    std::fs::write(&original, hello("hello\\0a")).unwrap();
+    let trace = dir.path().join("hello.zst");
+    let out = wtrace(&["record", "-o", trace.to_str().unwrap(), original.to_str().unwrap()]);
+    assert_eq!(text(&out.stdout), "hello\n");
+    let trace = trace.to_str().unwrap();
+
+    let modified = dir.path().join("modified.wat");
+    std::fs::write(&modified, hello("HELLO\\0a")).unwrap();
+    let refused = wtrace(&["replay", trace, "--module", modified.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(210), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("not the one recorded"));
+
+    let diverged =
+        wtrace(&["replay", trace, "--module", modified.to_str().unwrap(), "--allow-modified-module"]);
+    let stderr = text(&diverged.stderr);
+    assert_eq!(diverged.status.code(), Some(205), "{stderr}");
+    assert!(stderr.contains("replay diverged at event 1"), "{stderr}");
+    assert!(stderr.contains(r#"expected: fd_write with "hello\n""#), "{stderr}");
+    assert!(stderr.contains(r#"actual:   fd_write with "HELLO\n""#), "{stderr}");
+    assert!(stderr.contains("say at Wasm PC"), "{stderr}");
+    assert!(diverged.stdout.is_empty(), "nothing of the diverging call may be printed");
+}
+
+#[test]
+fn a_hand_edited_host_call_result_diverges_where_the_guest_reacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = guest("args_env");
+    let (out, trace) = record(dir.path(), "edit", &[module.to_str().unwrap(), "--", "0"]);
+    assert_eq!(out.status.code(), Some(0));
+    let original = wtrace::Trace::open(&trace).unwrap();
+    // Make `args_sizes_get` report one argument fewer: the guest then asks `args_get` for a
+    // smaller buffer, which differs from the recorded call right after it.
+    let header = original.header().clone();
+    let module_bytes = original.module_bytes(0).unwrap();
+    let edited_path = dir.path().join("edited.zst");
+    let mut writer =
+        TraceWriter::create(&edited_path, header.clone(), &[(0, &module_bytes)], WriterOptions::default())
+            .unwrap();
+    let mut edited_seq = None;
+    for item in original.events() {
+        let (seq, mut event) = item.unwrap();
+        if let Event::HostCall(call) = &mut event
+            && edited_seq.is_none()
+            && header.run.imports[call.import.0 as usize].name == "args_sizes_get"
+        {
+            call.writes[0].bytes = 1u32.to_le_bytes().to_vec();
+            assert_eq!(call.outcome, Outcome::Returned(vec![Value::I32(0)]));
+            edited_seq = Some(seq);
+        }
+        writer.append(&event).unwrap();
+    }
+    writer.finish().unwrap();
+    let edited_seq = edited_seq.expect("the guest calls args_sizes_get");
+
+    let replayed = wtrace(&["replay", "-q", edited_path.to_str().unwrap()]);
+    let stderr = text(&replayed.stderr);
+    assert_eq!(replayed.status.code(), Some(205), "{stderr}");
+    // The guest reads its arguments with the edited count and prints something else: the
+    // first print is where it leaves the recording.
+    let first_print = original
+        .events()
+        .map(Result::unwrap)
+        .find(|(_, e)| matches!(e, Event::HostCall(c) if header.run.imports[c.import.0 as usize].name == "fd_write"))
+        .map(|(seq, _)| seq)
+        .unwrap();
+    assert!(first_print > edited_seq);
+    assert!(stderr.contains(&format!("replay diverged at event {first_print}\n")), "{stderr}");
+    assert!(stderr.contains(r#"expected: fd_write with "arg[0] = args_env.wasm\n""#), "{stderr}");
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.zst");
+    let trace = trace.to_str().unwrap();
+    let check = |args: &[&str], code: i32, needle: &str| {
+        let out = wtrace(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: ") && stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    };
+    check(&["record", "-o", trace, "/no/such/module.wasm"], 201, "cannot read module /no/such/module.wasm");
+
+    let not_wasm = dir.path().join("notes.txt");
+    std::fs::write(&not_wasm, "just some text\n").unwrap();
+    check(&["record", "-o", trace, not_wasm.to_str().unwrap()], 209, "is not a valid WebAssembly module");
+
+    let invalid = dir.path().join("invalid.wasm");
+    std::fs::write(
+        &invalid,
+        b"\0asm\x01\0\0\0\x01\x05\x01\x60\x00\x01\x7f\x03\x02\x01\x00\x0a\x04\x01\x02\x00\x0b",
+    )
+    .unwrap();
+    check(&["record", "-o", trace, invalid.to_str().unwrap()], 209, "is not a valid WebAssembly module");
+
+    let unknown_import = dir.path().join("import.wat");
+    std::fs::write(
+        &unknown_import,
+        r#"(module (import "env" "magic" (func)) (func (export "_start") (call 0)))"#,
+    )
+    .unwrap();
+    check(&["record", "-o", trace, unknown_import.to_str().unwrap()], 209, "env::magic");
+
+    check(
+        &["record", "-o", trace, "-W", "warp-drive=y", not_wasm.to_str().unwrap()],
+        200,
+        "unknown -W option `warp-drive`",
+    );
+
+    let module = fixture("traps/unreachable.wat");
+    wtrace(&["record", "-q", "-o", trace, module.to_str().unwrap()]);
+    let mut bytes = std::fs::read(trace).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0xff;
+    let corrupted = dir.path().join("corrupted.zst");
+    std::fs::write(&corrupted, &bytes).unwrap();
+    let out = wtrace(&["replay", corrupted.to_str().unwrap()]);
+    assert!(matches!(out.status.code(), Some(203)), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("panicked"));
+
+    check(&["replay", not_wasm.to_str().unwrap()], 202, "not a wtrace trace");
+    check(&["replay", "/no/such/trace.zst"], 201, "/no/such/trace.zst");
+}

@@ -1,0 +1,166 @@
+//! Every trap kind, recorded by the real `wtrace record` from a WAT fixture: the recorded trap
+//! code and innermost Wasm PC must equal what Wasmtime's own `WasmBacktrace` reports for the
+//! same module run without wtrace, `record` must print Wasmtime's report and exit 134, and
+//! `replay` must reproduce the trap.
+
+mod common;
+
+use common::{fixture, text, wtrace};
+use wasmtime::{Linker, Module, Store, Trap as WasmtimeTrap, WasmBacktrace};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::{self, WasiP1Ctx};
+use wtrace::replayer::engine::EngineSettings;
+
+/// What plain Wasmtime (same engine settings, real WASI) reports for a fixture's trap:
+/// the trap, or for a host error its message, and every frame's function index and Wasm PC,
+/// innermost first.
+type Frames = Vec<(u64, Option<u64>)>;
+
+fn wasmtime_reference(path: &std::path::Path, flags: &[&str]) -> (Option<WasmtimeTrap>, String, Frames) {
+    let mut settings = EngineSettings::default();
+    for flag in flags {
+        settings.apply_flag(flag).unwrap();
+    }
+    let engine = settings.engine().unwrap();
+    let module = Module::from_file(&engine, path).unwrap();
+    let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
+    p1::add_to_linker_sync(&mut linker, |cx| cx).unwrap();
+    let mut store = Store::new(&engine, WasiCtxBuilder::new().build_p1());
+    let instance = linker.instantiate(&mut store, &module).unwrap();
+    let start = instance.get_typed_func::<(), ()>(&mut store, "_start").unwrap();
+    let error = start.call(&mut store, ()).expect_err("the fixture must trap");
+    let backtrace = error.downcast_ref::<WasmBacktrace>().expect("a Wasm backtrace");
+    let frames = backtrace
+        .frames()
+        .iter()
+        .map(|f| (u64::from(f.func_index()), f.module_offset().map(|pc| pc as u64)))
+        .collect();
+    (error.downcast_ref::<WasmtimeTrap>().copied(), error.root_cause().to_string(), frames)
+}
+
+/// Records `name` with the CLI and checks the trace, the report and the replay.
+fn check_trap(name: &str, code: &str, flags: &[&str]) {
+    let path = fixture(&format!("traps/{name}.wat"));
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.zst");
+    let trace_arg = trace.to_str().unwrap();
+    let mut args = vec!["record", "-o", trace_arg];
+    let w_flags: Vec<String> = flags.iter().map(|f| format!("-W{f}")).collect();
+    args.extend(w_flags.iter().map(String::as_str));
+    args.push(path.to_str().unwrap());
+    let recorded = wtrace(&args);
+    let stderr = text(&recorded.stderr);
+    assert_eq!(
+        recorded.status.code(),
+        Some(134),
+        "{name}: record should exit as wasmtime does on a trap\n{stderr}"
+    );
+
+    let (reference_trap, reference_message, reference_frames) = wasmtime_reference(&path, flags);
+    let expected_line = match reference_trap {
+        Some(trap) => trap.to_string(),
+        None => reference_message.clone(),
+    };
+    assert!(stderr.contains(&format!("Error: failed to run main module `{name}.wat`")), "{name}: {stderr}");
+    assert!(stderr.contains("error while executing at wasm backtrace:"), "{name}: {stderr}");
+    assert!(stderr.contains(&expected_line), "{name}: no `{expected_line}` in\n{stderr}");
+
+    let dump = wtrace(&["dump", trace_arg, "end", "--json"]);
+    assert_eq!(dump.status.code(), Some(0), "{name}: {}", text(&dump.stderr));
+    let event: serde_json::Value = serde_json::from_slice(&dump.stdout).unwrap();
+    assert_eq!(event["kind"], "trap", "{name}: {event}");
+    assert_eq!(event["code"], code, "{name}: {event}");
+    let recorded_frames: Frames = event["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["func_index"].as_u64().unwrap(), f["module_offset"].as_u64()))
+        .collect();
+    assert!(!recorded_frames.is_empty(), "{name}: no frames recorded");
+    assert!(
+        recorded_frames.iter().any(|(_, pc)| pc.is_some()),
+        "{name}: no frame has a Wasm PC: {recorded_frames:?}"
+    );
+    assert_eq!(recorded_frames, reference_frames, "{name}: frames differ from Wasmtime's backtrace");
+    if reference_trap.is_none() {
+        assert_eq!(event["message"], reference_message.as_str(), "{name}");
+    }
+
+    let replayed = wtrace(&["replay", trace_arg, "--expect-trap", code]);
+    let replay_stderr = text(&replayed.stderr);
+    assert_eq!(replayed.status.code(), Some(134), "{name}: {replay_stderr}");
+    assert!(replay_stderr.contains(&expected_line), "{name}: {replay_stderr}");
+    assert!(
+        replay_stderr.contains("wtrace: replay matched the recording: trapped"),
+        "{name}: {replay_stderr}"
+    );
+}
+
+#[test]
+fn unreachable() {
+    check_trap("unreachable", "unreachable", &[]);
+}
+
+#[test]
+fn integer_divide_by_zero() {
+    check_trap("div_by_zero", "integer-division-by-zero", &[]);
+}
+
+#[test]
+fn integer_overflow() {
+    check_trap("int_overflow", "integer-overflow", &[]);
+}
+
+#[test]
+fn invalid_conversion_to_integer() {
+    check_trap("bad_conversion", "bad-conversion-to-integer", &[]);
+}
+
+#[test]
+fn out_of_bounds_memory() {
+    check_trap("oob_memory", "memory-out-of-bounds", &[]);
+}
+
+#[test]
+fn out_of_bounds_table() {
+    check_trap("oob_table", "table-out-of-bounds", &[]);
+}
+
+#[test]
+fn indirect_call_type_mismatch() {
+    check_trap("bad_signature", "bad-signature", &[]);
+}
+
+#[test]
+fn uninitialized_element() {
+    check_trap("uninitialized_element", "indirect-call-to-null", &[]);
+}
+
+#[test]
+fn null_reference() {
+    check_trap("null_reference", "null-reference", &["function-references=y"]);
+}
+
+#[test]
+fn call_stack_exhausted() {
+    check_trap("stack_overflow", "stack-overflow", &[]);
+}
+
+#[test]
+fn error_returned_by_a_host_function() {
+    check_trap("host_error", "host-error", &[]);
+}
+
+/// The memory fault records the Wasm address and the memory size Wasmtime reports.
+#[test]
+fn memory_fault_records_address_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("oob.zst");
+    let path = fixture("traps/oob_memory.wat");
+    wtrace(&["record", "-q", "-o", trace.to_str().unwrap(), path.to_str().unwrap()]);
+    let dump = wtrace(&["dump", trace.to_str().unwrap(), "end", "--json"]);
+    let event: serde_json::Value = serde_json::from_slice(&dump.stdout).unwrap();
+    assert_eq!(event["wasm_fault_address"], 0x10000, "{event}");
+    assert_eq!(event["memory_size"], 0x10000, "{event}");
+    assert_eq!(event["frames"][0]["func_name"], "parse_header", "{event}");
+}
