@@ -16,6 +16,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+# The guest programs under tests/guests are built for WASI preview 1 by the tests themselves.
+rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

@@ -320,3 +320,25 @@ fn bad_input_gets_one_clear_line_and_its_exit_code() {
     check(&["replay", not_wasm.to_str().unwrap()], 202, "not a wtrace trace");
     check(&["replay", "/no/such/trace.zst"], 201, "/no/such/trace.zst");
 }
+
+/// The README's example: reads a file from a preopened directory, then traps.
+#[test]
+fn the_bundled_example_records_and_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::copy(root.join("examples/data/header.bin"), data.join("header.bin")).unwrap();
+    let trace = dir.path().join("example.zst");
+    let dir_arg = format!("{}::/data", data.display());
+    let example = root.join("examples/header_parser.wat");
+    let out =
+        wtrace(&["record", "-o", trace.to_str().unwrap(), "--dir", &dir_arg, example.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "opening /data/header.bin\nread the header, parsing it\n");
+    std::fs::remove_dir_all(&data).unwrap();
+    let replayed = wtrace(&["replay", trace.to_str().unwrap(), "--expect-trap", "memory-out-of-bounds"]);
+    assert_eq!(replayed.status.code(), Some(134), "{}", text(&replayed.stderr));
+    assert_eq!(replayed.stdout, out.stdout);
+    assert!(text(&replayed.stderr).contains("memory fault at wasm address 0x100400"));
+}

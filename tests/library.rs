@@ -1,0 +1,122 @@
+//! The library API a Rust test uses: record a module, open the trace, replay it, assert on
+//! the trap, the exit status and the output, and walk the events. Failed assertions must
+//! explain themselves.
+
+mod common;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use common::{fixture, guest};
+use wtrace::{Event, RecordOptions, RunEnd, Trace, TrapCode};
+
+/// The panic message of `f`, which must panic.
+fn panic_message(f: impl FnOnce()) -> String {
+    let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("the assertion should fail");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn record_replay_and_assert_a_trap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("oob.zst");
+    let options = RecordOptions::from_file(fixture("traps/oob_memory.wat")).unwrap();
+    let recorded = wtrace::record(&options, &path).unwrap();
+    let RunEnd::Trapped(trap) = &recorded.end else { panic!("expected a trap, got {:?}", recorded.end) };
+    let pc = trap.frames[0].module_offset.unwrap();
+
+    let trace = Trace::open(&path).unwrap();
+    let run = wtrace::replay(&trace).unwrap();
+    run.assert_matched();
+    let located = run.assert_trap(TrapCode::MemoryOutOfBounds).in_function("parse_header").at_wasm_pc(pc);
+    assert_eq!(located.trap().wasm_fault_address, Some(0x10000));
+
+    let wrong_code = panic_message(|| {
+        run.assert_trap(TrapCode::UnreachableCodeReached);
+    });
+    assert!(
+        wrong_code.contains("expected trap unreachable, but the run trapped with memory-out-of-bounds"),
+        "{wrong_code}"
+    );
+    assert!(wrong_code.contains("parse_header at Wasm PC"), "{wrong_code}");
+    let wrong_function = panic_message(|| {
+        run.assert_trap(TrapCode::MemoryOutOfBounds).in_function("main");
+    });
+    assert!(
+        wrong_function.contains("expected the trap in function `main`, but it is in `parse_header`"),
+        "{wrong_function}"
+    );
+    let wrong_pc = panic_message(|| {
+        run.assert_trap(TrapCode::MemoryOutOfBounds).at_wasm_pc(pc + 1);
+    });
+    assert!(
+        wrong_pc.contains(&format!("expected the trap at Wasm PC {:#x}, but it is at {pc:#x}", pc + 1)),
+        "{wrong_pc}"
+    );
+}
+
+#[test]
+fn record_with_arguments_stdin_and_assert_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.zst");
+    let options = RecordOptions::from_file(guest("stdin_echo")).unwrap().stdin(b"left\nright\n".to_vec());
+    let recorded = wtrace::record(&options, &path).unwrap();
+    assert_eq!(recorded.stdout, b"stdin: 11 bytes, 2 lines\nright\nleft\n");
+    assert_eq!(recorded.end, RunEnd::Exited(0));
+
+    let trace = Trace::open(&path).unwrap();
+    let run = wtrace::replay(&trace).unwrap();
+    run.assert_matched()
+        .assert_exit(0)
+        .assert_stdout("stdin: 11 bytes, 2 lines\nright\nleft\n")
+        .assert_stderr("");
+
+    let diff = panic_message(|| {
+        run.assert_stdout("stdin: 11 bytes, 2 lines\nleft\nright\n");
+    });
+    assert!(diff.contains("stdout differs from the expected"), "{diff}");
+    assert!(diff.contains("@@ line 2 @@\n-left\\n\n+right\\n"), "{diff}");
+    assert!(!diff.contains("@@ line 1 @@"), "{diff}");
+    let exit = panic_message(|| {
+        run.assert_exit(1);
+    });
+    assert!(exit.contains("expected exit status 1, but the run exited with status 0"), "{exit}");
+
+    // Custom checks over the events: the bytes the guest read from stdin are in the trace.
+    let imports = &trace.header().run.imports;
+    let stdin_bytes: Vec<u8> = trace
+        .events()
+        .map(Result::unwrap)
+        .filter_map(|(_, event)| match event {
+            Event::HostCall(call) if imports[call.import.0 as usize].name == "fd_read" => Some(call.writes),
+            _ => None,
+        })
+        .flatten()
+        .filter(|w| w.bytes.len() > 4)
+        .flat_map(|w| w.bytes)
+        .collect();
+    assert_eq!(stdin_bytes, b"left\nright\n");
+}
+
+#[test]
+fn exit_status_and_environment_through_the_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("args.zst");
+    let options = RecordOptions::from_file(guest("args_env")).unwrap().arg("3").env("MODE", "test");
+    let recorded = wtrace::record(&options, &path).unwrap();
+    assert_eq!(recorded.end, RunEnd::Exited(3));
+    let run = wtrace::replay(&Trace::open(&path).unwrap()).unwrap();
+    run.assert_matched()
+        .assert_exit(3)
+        .assert_stdout("arg[0] = args_env.wasm\narg[1] = 3\nenv MODE = test\n");
+    let not_a_trap = panic_message(|| {
+        run.assert_trap(TrapCode::UnreachableCodeReached);
+    });
+    assert!(
+        not_a_trap.contains("expected trap unreachable, but the run exited with status 3"),
+        "{not_a_trap}"
+    );
+}
