@@ -8,6 +8,6 @@ mod wasi;
 mod write_sets;
 
 pub use error::RecordError;
-pub use record::{Dir, Output, RecordOptions, Recorded, Stdin, record};
+pub use record::{AuditEntry, Dir, Output, RecordOptions, Recorded, Stdin, record};
 pub use wtrace_replayer::engine::EngineSettings;
 pub use wtrace_replayer::outcome::RunEnd;

@@ -75,6 +75,10 @@ pub struct RecordOptions {
     pub output: Output,
     /// The command line that started the recording, stored in the header.
     pub command_line: Vec<String>,
+    /// Checks every WASI call's recorded writes against a diff of all of linear memory taken
+    /// around the call, and reports bytes the host changed that the write-set table missed
+    /// (in [`Recorded::audit`]). Slow: it copies the whole memory twice per call. For tests.
+    pub audit_writes: bool,
 }
 
 impl RecordOptions {
@@ -146,6 +150,21 @@ pub struct Recorded {
     pub stdout: Vec<u8>,
     /// Captured stderr (with [`Output::Capture`]).
     pub stderr: Vec<u8>,
+    /// With [`RecordOptions::audit_writes`]: each WASI function called, in order of first call,
+    /// with the bytes it changed that its recorded writes did not cover (none when the table
+    /// is right).
+    pub audit: Vec<AuditEntry>,
+}
+
+/// What [`RecordOptions::audit_writes`] found for one WASI function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// The function.
+    pub function: &'static str,
+    /// Calls made.
+    pub calls: u64,
+    /// `(address, length)` of changed bytes outside the recorded writes.
+    pub missed: Vec<(u64, u64)>,
 }
 
 /// Store data of a recording.
@@ -158,6 +177,8 @@ pub(crate) struct RecordState {
     regions: Vec<(u32, u32)>,
     /// The first write error; the run is stopped with it.
     failed: Option<TraceError>,
+    /// With [`RecordOptions::audit_writes`], what the audit found so far.
+    pub(crate) audit: Option<Vec<AuditEntry>>,
 }
 
 /// Stops the guest when the trace cannot be written.
@@ -219,6 +240,37 @@ impl RecordState {
         let used = copy_regions(&self.regions, memory, &mut call.reads);
         call.reads.truncate(used);
         self.append_scratch()
+    }
+
+    /// Checks that every byte that differs between `before` and `after` lies in a write the
+    /// scratch event (the call just recorded) holds.
+    pub(crate) fn audit_writes(&mut self, row: &WriteSet, before: &[u8], after: &[u8]) {
+        let Event::HostCall(call) = &self.scratch else { return };
+        let Some(audit) = self.audit.as_mut() else { return };
+        let entry = match audit.iter().position(|e| e.function == row.name) {
+            Some(i) => &mut audit[i],
+            None => {
+                audit.push(AuditEntry { function: row.name, calls: 0, missed: Vec::new() });
+                audit.last_mut().expect("just pushed")
+            }
+        };
+        entry.calls += 1;
+        let covered = |at: usize| {
+            call.writes.iter().any(|w| (w.offset as usize..w.offset as usize + w.bytes.len()).contains(&at))
+        };
+        let mut run: Option<(u64, u64)> = None;
+        for (at, (a, b)) in before.iter().zip(after).enumerate() {
+            if a != b && !covered(at) {
+                match &mut run {
+                    Some((start, len)) if *start + *len == at as u64 => *len += 1,
+                    _ => {
+                        entry.missed.extend(run.take());
+                        run = Some((at as u64, 1));
+                    }
+                }
+            }
+        }
+        entry.missed.extend(run);
     }
 
     /// Appends a `proc_exit` call.
@@ -394,6 +446,7 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
         scratch: Event::HostCall(HostCall::empty()),
         regions: Vec::new(),
         failed: None,
+        audit: options.audit_writes.then(Vec::new),
     };
     let mut linker = Linker::new(&engine);
     let import_id = |name: &str| {
@@ -421,7 +474,9 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
         }
     };
 
-    let mut writer = store.into_data().writer;
+    let state = store.into_data();
+    let audit = state.audit.unwrap_or_default();
+    let mut writer = state.writer;
     let last = match &end {
         RunEnd::Exited(code) => Event::Exit { code: *code },
         RunEnd::Trapped(trap) => Event::Trap(trap.clone()),
@@ -433,5 +488,5 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
     let summary = writer.finish().map_err(io)?;
     let (stdout, stderr) =
         captured.map(|(out, err)| (out.contents().to_vec(), err.contents().to_vec())).unwrap_or_default();
-    Ok(Recorded { end, report, events: summary.events, stdout, stderr })
+    Ok(Recorded { end, report, events: summary.events, stdout, stderr, audit })
 }

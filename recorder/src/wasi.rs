@@ -172,7 +172,24 @@ fn record_call(
     };
     wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1::set_hostcall_fuel(&mut state.wasi, fuel);
     state.before_call(row, args)?;
+    let before = state.audit.is_some().then(|| whole_memory(&memory));
     let result = call(&mut state.wasi, &mut memory);
     state.record_call(row, import, args, params, &result, &memory)?;
+    if let Some(before) = before {
+        state.audit_writes(row, &before, &whole_memory(&memory));
+    }
     result
+}
+
+/// A copy of all of linear memory, for [`crate::RecordOptions::audit_writes`].
+fn whole_memory(memory: &GuestMemory<'_>) -> Vec<u8> {
+    let len = match memory {
+        GuestMemory::Unshared(bytes) => bytes.len(),
+        GuestMemory::Shared(cells) => cells.len(),
+    };
+    u32::try_from(len)
+        .ok()
+        .and_then(|len| memory.as_cow(wiggle::GuestPtr::<[u8]>::new((0, len))).ok())
+        .map(std::borrow::Cow::into_owned)
+        .unwrap_or_default()
 }

@@ -56,6 +56,7 @@ pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
         stdin: Stdin::Inherit,
         output: Output::Inherit,
         command_line: std::env::args().collect(),
+        audit_writes: false,
     };
     let recorded = recorder::record(&options, &path).map_err(|e| {
         if in_trace_dir {
