@@ -247,13 +247,11 @@ impl RecordState {
     pub(crate) fn audit_writes(&mut self, row: &WriteSet, before: &[u8], after: &[u8]) {
         let Event::HostCall(call) = &self.scratch else { return };
         let Some(audit) = self.audit.as_mut() else { return };
-        let entry = match audit.iter().position(|e| e.function == row.name) {
-            Some(i) => &mut audit[i],
-            None => {
-                audit.push(AuditEntry { function: row.name, calls: 0, missed: Vec::new() });
-                audit.last_mut().expect("just pushed")
-            }
-        };
+        let index = audit.iter().position(|e| e.function == row.name).unwrap_or_else(|| {
+            audit.push(AuditEntry { function: row.name, calls: 0, missed: Vec::new() });
+            audit.len() - 1
+        });
+        let entry = &mut audit[index];
         entry.calls += 1;
         let covered = |at: usize| {
             call.writes.iter().any(|w| (w.offset as usize..w.offset as usize + w.bytes.len()).contains(&at))
