@@ -120,3 +120,55 @@ fn exit_status_and_environment_through_the_library() {
         "{not_a_trap}"
     );
 }
+
+/// A host function that is not WASI, registered through the library: recorded by the generic
+/// memory diff, replayed exactly, and named in `wtrace info`.
+#[test]
+fn custom_host_functions_are_recorded_generically() {
+    use wtrace::recorder::wasmtime::{Val, ValType};
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("custom.wat");
+    std::fs::write(
+        &module,
+        r#"(module
+  (import "env" "fill" (func $fill (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    ;; fill(64, 5) writes five bytes at 64 and returns their count; print them
+    (i32.store (i32.const 4) (call $fill (i32.const 64) (i32.const 5)))
+    (i32.store (i32.const 0) (i32.const 64))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+    )
+    .unwrap();
+    let path = dir.path().join("custom.zst");
+    let options = RecordOptions::from_file(&module).unwrap().host_func(
+        "env",
+        "fill",
+        &[ValType::I32, ValType::I32],
+        &[ValType::I32],
+        |memory, params, results| {
+            let (Val::I32(at), Val::I32(len)) = (&params[0], &params[1]) else { unreachable!() };
+            let (at, len) = (*at as usize, *len as usize);
+            memory[at..at + len].copy_from_slice(&b"host!"[..len]);
+            results[0] = Val::I32(len as i32);
+            Ok(())
+        },
+    );
+    let recorded = wtrace::record(&options, &path).unwrap();
+    assert_eq!(recorded.stdout, b"host!");
+
+    let trace = Trace::open(&path).unwrap();
+    let fill = trace.event(0).unwrap();
+    let Event::HostCall(call) = fill else { panic!("expected the fill call first") };
+    assert_eq!(call.writes.len(), 1);
+    assert_eq!((call.writes[0].offset, &call.writes[0].bytes[..]), (64, &b"host!"[..]));
+    wtrace::replay(&trace).unwrap().assert_matched().assert_stdout("host!");
+
+    let info = common::wtrace(&["info", path.to_str().unwrap()]);
+    let text = common::text(&info.stdout);
+    assert!(
+        text.contains("capture:    1 recorded by the generic memory diff (no write-set table): env::fill"),
+        "{text}"
+    );
+}

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use wasmtime::{Linker, Module, Store};
+use std::sync::Arc;
+
+use wasmtime::{Linker, Module, Store, Val, ValType};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -18,6 +20,7 @@ use wtrace_traces::{
 };
 
 use crate::error::RecordError;
+use crate::host_funcs::{self, HostFunc};
 use crate::wasi;
 use crate::write_sets::{self, StringSizes, WriteSet};
 
@@ -79,6 +82,8 @@ pub struct RecordOptions {
     /// around the call, and reports bytes the host changed that the write-set table missed
     /// (in [`Recorded::audit`]). Slow: it copies the whole memory twice per call. For tests.
     pub audit_writes: bool,
+    /// Host functions beyond WASI the module may import, recorded by the generic capture.
+    pub host_funcs: Vec<HostFunc>,
 }
 
 impl RecordOptions {
@@ -127,6 +132,27 @@ impl RecordOptions {
     #[must_use]
     pub fn invoke(mut self, name: impl Into<String>) -> Self {
         self.invoke = Some(name.into());
+        self
+    }
+
+    /// Provides the import `module::name` with `func`; see [`HostFunc`]. Its calls are recorded
+    /// by diffing all of linear memory, which is correct but slow.
+    #[must_use]
+    pub fn host_func(
+        mut self,
+        module: impl Into<String>,
+        name: impl Into<String>,
+        params: &[ValType],
+        results: &[ValType],
+        func: impl Fn(&mut [u8], &[Val], &mut [Val]) -> wasmtime::Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.host_funcs.push(HostFunc {
+            module: module.into(),
+            name: name.into(),
+            params: params.to_vec(),
+            results: results.to_vec(),
+            func: Arc::new(func),
+        });
         self
     }
 
@@ -239,6 +265,36 @@ impl RecordState {
         }
         let used = copy_regions(&self.regions, memory, &mut call.reads);
         call.reads.truncate(used);
+        self.append_scratch()
+    }
+
+    /// Appends a call of a host function recorded by the generic capture: every run of bytes
+    /// that differs between `before` and `after` is a write.
+    pub(crate) fn record_generic(
+        &mut self,
+        import: ImportId,
+        params: &[Value],
+        result: Result<&[Value], &wasmtime::Error>,
+        before: &[u8],
+        after: &[u8],
+    ) -> wasmtime::Result<()> {
+        let Event::HostCall(call) = &mut self.scratch else { unreachable_scratch() };
+        call.import = import;
+        call.params.clear();
+        call.params.extend_from_slice(params);
+        call.outcome = match result {
+            Ok(values) => Outcome::Returned(values.to_vec()),
+            Err(error) => error_outcome(error),
+        };
+        call.writes.clear();
+        for (offset, len) in host_funcs::changed_runs(before, after) {
+            call.writes.push(MemoryBytes {
+                memory: 0,
+                offset: offset as u64,
+                bytes: after[offset..offset + len].to_vec(),
+            });
+        }
+        call.reads.clear();
         self.append_scratch()
     }
 
@@ -451,6 +507,11 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
         imports.iter().position(|i| i.module == wasi::MODULE && i.name == name).map(|i| ImportId(i as u32))
     };
     wasi::link(&mut linker, &import_id).map_err(|e| RecordError::Link(format!("{e:#}")))?;
+    let host_import_id = |module: &str, name: &str| {
+        imports.iter().position(|i| i.module == module && i.name == name).map(|i| ImportId(i as u32))
+    };
+    host_funcs::link(&mut linker, &options.host_funcs, &host_import_id)
+        .map_err(|e| RecordError::Link(format!("{e:#}")))?;
     let mut store = Store::new(&engine, state);
 
     let result = entry::run(&mut store, &linker, &module, options.invoke.as_deref(), &options.args);

@@ -91,6 +91,15 @@ fn write_text(out: &mut impl Write, path: &Path, trace: &Trace) -> std::io::Resu
         )?;
     }
     writeln!(out, "imports:    {}", run.imports.len())?;
+    let generic: Vec<String> = generic_imports(run).map(ToString::to_string).collect();
+    if !generic.is_empty() {
+        writeln!(
+            out,
+            "capture:    {} recorded by the generic memory diff (no write-set table): {}",
+            generic.len(),
+            generic.join(", ")
+        )?;
+    }
     let counts = trace.kind_counts();
     let by_kind: Vec<String> =
         EventKind::ALL.iter().map(|k| format!("{} {}", k.name(), counts[k.index()])).collect();
@@ -131,6 +140,7 @@ fn summary_json(trace: &Trace) -> serde_json::Value {
         "preopens": run.preopens.iter().map(|p| json!({"host": p.host, "guest": p.guest})).collect::<Vec<_>>(),
         "modules": run.modules.iter().map(|m| json!({"name": m.name, "size": m.size, "sha256": m.sha256_hex(), "embedded": m.embedded})).collect::<Vec<_>>(),
         "imports": run.imports.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "generic_capture": generic_imports(run).map(ToString::to_string).collect::<Vec<_>>(),
         "events": trace.len(),
         "events_by_kind": by_kind,
         "file_bytes": sizes.file,
@@ -175,6 +185,12 @@ fn format_utc(unix_ms: u64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Imports the recorder has no write-set table for: every host function outside WASI preview 1
+/// is recorded by diffing all of linear memory around the call.
+fn generic_imports(run: &wtrace::traces::RunInfo) -> impl Iterator<Item = &wtrace::traces::ImportName> {
+    run.imports.iter().filter(|i| i.module != "wasi_snapshot_preview1")
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
         output: Output::Inherit,
         command_line: std::env::args().collect(),
         audit_writes: false,
+        host_funcs: Vec::new(),
     };
     let recorded = recorder::record(&options, &path).map_err(|e| {
         if in_trace_dir {
