@@ -22,7 +22,7 @@ use wtrace_traces::{
 use crate::error::RecordError;
 use crate::host_funcs::{self, HostFunc};
 use crate::wasi;
-use crate::write_sets::{self, StringSizes, WriteSet};
+use crate::write_sets::{self, Blocking, StringSizes, WriteSet};
 
 /// Where the guest's standard input comes from.
 #[derive(Debug, Clone, Default)]
@@ -216,10 +216,10 @@ impl RecordState {
     /// Flushes before calls that may block for a long time (reading stdin, polling), so a
     /// recorder killed while it waits has written every event before the call.
     pub(crate) fn before_call(&mut self, row: &WriteSet, args: &[u64]) -> wasmtime::Result<()> {
-        let blocking = match row.name {
-            "fd_read" => args.first() == Some(&0),
-            "poll_oneoff" | "sock_accept" | "sock_recv" => true,
-            _ => false,
+        let blocking = match row.blocking {
+            Blocking::Never => false,
+            Blocking::OnStdin => args.first() == Some(&0),
+            Blocking::Always => true,
         };
         if blocking && let Err(error) = self.writer.flush() {
             self.failed = Some(error);

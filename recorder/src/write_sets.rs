@@ -57,16 +57,30 @@ impl StringSizes {
     }
 }
 
+/// Whether a WASI function may wait for the outside world (so the trace is flushed first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Blocking {
+    Never,
+    /// Only when its first argument is descriptor 0 (reading stdin).
+    OnStdin,
+    Always,
+}
+
 /// One WASI function: what it may write, and what it consumes that people want to see.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct WriteSet {
     pub(crate) name: &'static str,
     pub(crate) writes: &'static [Span],
     pub(crate) reads: &'static [Span],
+    pub(crate) blocking: Blocking,
 }
 
 const fn row(name: &'static str, writes: &'static [Span], reads: &'static [Span]) -> WriteSet {
-    WriteSet { name, writes, reads }
+    WriteSet { name, writes, reads, blocking: Blocking::Never }
+}
+
+const fn blocking(row: WriteSet, blocking: Blocking) -> WriteSet {
+    WriteSet { blocking, ..row }
 }
 
 use Span::{Fixed, Iovecs, Records, Sized, Strings, Used};
@@ -95,7 +109,10 @@ pub(crate) const WRITE_SETS: &[WriteSet] = &[
     row("fd_prestat_get", &[Fixed { ptr: 1, len: 8 }], &[]),
     row("fd_prestat_dir_name", &[Sized { ptr: 1, len: 2 }], &[]),
     row("fd_pwrite", &[Fixed { ptr: 4, len: 4 }], &[Iovecs { iovs: 1, count: 2, total: 4 }]),
-    row("fd_read", &[Iovecs { iovs: 1, count: 2, total: 3 }, Fixed { ptr: 3, len: 4 }], &[]),
+    blocking(
+        row("fd_read", &[Iovecs { iovs: 1, count: 2, total: 3 }, Fixed { ptr: 3, len: 4 }], &[]),
+        Blocking::OnStdin,
+    ),
     row("fd_readdir", &[Used { buf: 1, used: 4 }, Fixed { ptr: 4, len: 4 }], &[]),
     row("fd_renumber", &[], &[]),
     row("fd_seek", &[Fixed { ptr: 3, len: 8 }], &[]),
@@ -112,16 +129,22 @@ pub(crate) const WRITE_SETS: &[WriteSet] = &[
     row("path_rename", &[], &[Sized { ptr: 1, len: 2 }, Sized { ptr: 4, len: 5 }]),
     row("path_symlink", &[], &[Sized { ptr: 0, len: 1 }, Sized { ptr: 3, len: 4 }]),
     row("path_unlink_file", &[], &[Sized { ptr: 1, len: 2 }]),
-    row("poll_oneoff", &[Records { ptr: 1, count: 3, size: 32 }, Fixed { ptr: 3, len: 4 }], &[]),
+    blocking(
+        row("poll_oneoff", &[Records { ptr: 1, count: 3, size: 32 }, Fixed { ptr: 3, len: 4 }], &[]),
+        Blocking::Always,
+    ),
     row("proc_exit", &[], &[]),
     row("proc_raise", &[], &[]),
     row("sched_yield", &[], &[]),
     row("random_get", &[Sized { ptr: 0, len: 1 }], &[]),
-    row("sock_accept", &[Fixed { ptr: 2, len: 4 }], &[]),
-    row(
-        "sock_recv",
-        &[Iovecs { iovs: 1, count: 2, total: 4 }, Fixed { ptr: 4, len: 4 }, Fixed { ptr: 5, len: 2 }],
-        &[],
+    blocking(row("sock_accept", &[Fixed { ptr: 2, len: 4 }], &[]), Blocking::Always),
+    blocking(
+        row(
+            "sock_recv",
+            &[Iovecs { iovs: 1, count: 2, total: 4 }, Fixed { ptr: 4, len: 4 }, Fixed { ptr: 5, len: 2 }],
+            &[],
+        ),
+        Blocking::Always,
     ),
     row("sock_send", &[Fixed { ptr: 4, len: 4 }], &[Iovecs { iovs: 1, count: 2, total: 4 }]),
     row("sock_shutdown", &[], &[]),

@@ -351,16 +351,19 @@ fn replay_call(
     params: &[Val],
     results: &mut [Val],
 ) -> wasmtime::Result<()> {
-    let actual_params: Vec<Value> = params.iter().map(value_of).collect();
     let state = caller.data_mut();
     let seq = state.seq;
     let matches = match (&state.event, seq, id) {
-        (Event::HostCall(call), Some(_), Some(id)) => call.import == id && call.params == actual_params,
+        (Event::HostCall(call), Some(_), Some(id)) => {
+            call.import == id
+                && call.params.len() == params.len()
+                && call.params.iter().zip(params).all(|(recorded, actual)| *recorded == value_of(actual))
+        }
         _ => false,
     };
     if !matches {
         let expected = state.describe_next();
-        let shown: Vec<String> = actual_params.iter().map(ToString::to_string).collect();
+        let shown: Vec<String> = params.iter().map(|p| value_of(p).to_string()).collect();
         return Err(diverge(&mut caller, seq, expected, format!("{}({})", name.name, shown.join(", "))));
     }
     let Event::HostCall(call) = std::mem::replace(&mut state.event, Event::Exit { code: 0 }) else {

@@ -93,7 +93,7 @@ impl RecordEncoder {
         self.body.clear();
         self.body.push(kind_byte(event.kind()));
         match event {
-            Event::HostCall(call) => encode_value(call, &mut self.body)?,
+            Event::HostCall(call) => crate::fast::encode_host_call(call, &mut self.body),
             Event::Trap(trap) => encode_value(trap.as_ref(), &mut self.body)?,
             Event::Exit { code } => encode_value(code, &mut self.body)?,
             Event::Returned { values } => encode_value(values, &mut self.body)?,

@@ -1,10 +1,9 @@
-//! A hand-written decoder for host-call records, the bulk of every trace.
+//! A hand-written encoder and decoder for host-call records, the bulk of every trace.
 //!
-//! It reads exactly bincode 2's standard (varint) encoding of [`HostCall`] — the writer still
-//! encodes with bincode — but without bincode's generic reader and error machinery, which cost
-//! more than the decoding itself on the sequential-read path. Tests check it against bincode
-//! on arbitrary values and arbitrary bytes. Every length is checked against the bytes left
-//! before anything is allocated.
+//! They write and read exactly bincode 2's standard (varint) encoding of [`HostCall`], but
+//! without bincode's generic machinery, which costs more than the work itself on the
+//! recording and sequential-read paths. Tests check both against bincode. Every length is
+//! checked against the bytes left before anything is allocated.
 
 use crate::event::{HostCall, ImportId, MemoryBytes, Outcome, Value};
 
@@ -183,4 +182,173 @@ pub(crate) fn decode_host_call_into(bytes: &[u8], call: &mut HostCall) -> Result
     c.memory_bytes_into(&mut call.writes)?;
     c.memory_bytes_into(&mut call.reads)?;
     Ok(c.pos)
+}
+
+/// Appends bincode's standard varint encoding of an unsigned integer.
+#[inline]
+fn put_uvarint(out: &mut Vec<u8>, value: u128) {
+    if value < 251 {
+        out.push(value as u8);
+    } else if value <= u128::from(u16::MAX) {
+        out.push(251);
+        out.extend_from_slice(&(value as u16).to_le_bytes());
+    } else if value <= u128::from(u32::MAX) {
+        out.push(252);
+        out.extend_from_slice(&(value as u32).to_le_bytes());
+    } else if value <= u128::from(u64::MAX) {
+        out.push(253);
+        out.extend_from_slice(&(value as u64).to_le_bytes());
+    } else {
+        out.push(254);
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+#[inline]
+fn put_u64(out: &mut Vec<u8>, value: u64) {
+    put_uvarint(out, u128::from(value));
+}
+
+#[inline]
+fn put_i64(out: &mut Vec<u8>, value: i64) {
+    put_u64(out, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+fn put_values(out: &mut Vec<u8>, values: &[Value]) {
+    put_u64(out, values.len() as u64);
+    for value in values {
+        match value {
+            Value::I32(v) => {
+                out.push(0);
+                put_i64(out, i64::from(*v));
+            }
+            Value::I64(v) => {
+                out.push(1);
+                put_i64(out, *v);
+            }
+            Value::F32(bits) => {
+                out.push(2);
+                put_u64(out, u64::from(*bits));
+            }
+            Value::F64(bits) => {
+                out.push(3);
+                put_u64(out, *bits);
+            }
+            Value::V128(bits) => {
+                out.push(4);
+                put_uvarint(out, *bits);
+            }
+            Value::FuncRef { null } => out.extend_from_slice(&[5, u8::from(*null)]),
+            Value::ExternRef { null } => out.extend_from_slice(&[6, u8::from(*null)]),
+        }
+    }
+}
+
+fn put_memory_bytes(out: &mut Vec<u8>, spans: &[MemoryBytes]) {
+    put_u64(out, spans.len() as u64);
+    for span in spans {
+        put_u64(out, u64::from(span.memory));
+        put_u64(out, span.offset);
+        put_u64(out, span.bytes.len() as u64);
+        out.extend_from_slice(&span.bytes);
+    }
+}
+
+/// Appends the body of a host-call record, byte for byte what bincode's standard
+/// configuration writes.
+pub(crate) fn encode_host_call(call: &HostCall, out: &mut Vec<u8>) {
+    put_u64(out, u64::from(call.import.0));
+    put_values(out, &call.params);
+    match &call.outcome {
+        Outcome::Returned(values) => {
+            out.push(0);
+            put_values(out, values);
+        }
+        Outcome::Exited(code) => {
+            out.push(1);
+            put_i64(out, i64::from(*code));
+        }
+        Outcome::Error(message) => {
+            out.push(2);
+            put_u64(out, message.len() as u64);
+            out.extend_from_slice(message.as_bytes());
+        }
+    }
+    put_memory_bytes(out, &call.writes);
+    put_memory_bytes(out, &call.reads);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bincode_of(call: &HostCall) -> Vec<u8> {
+        bincode::encode_to_vec(call, bincode::config::standard()).unwrap()
+    }
+
+    #[test]
+    fn encoder_writes_what_bincode_writes() {
+        let unsigned_edges =
+            [0u64, 1, 250, 251, 255, 65_535, 65_536, u64::from(u32::MAX), u64::from(u32::MAX) + 1, u64::MAX];
+        let signed_edges = [
+            0i64,
+            1,
+            -1,
+            125,
+            -126,
+            126,
+            32_767,
+            -32_768,
+            i64::from(i32::MAX),
+            i64::from(i32::MIN),
+            i64::MAX,
+            i64::MIN,
+        ];
+        let mut values = Vec::new();
+        for v in signed_edges {
+            values.push(Value::I64(v));
+            values.push(Value::I32(v as i32));
+        }
+        for v in unsigned_edges {
+            values.push(Value::F64(v));
+            values.push(Value::F32(v as u32));
+            values.push(Value::V128(u128::from(v)));
+            values.push(Value::V128(u128::from(v) << 64 | 7));
+        }
+        values.extend([Value::FuncRef { null: true }, Value::ExternRef { null: false }]);
+        let spans = |n: usize| {
+            unsigned_edges
+                .iter()
+                .take(n)
+                .map(|&offset| MemoryBytes {
+                    memory: offset as u32,
+                    offset,
+                    bytes: vec![offset as u8; (offset % 300) as usize],
+                })
+                .collect::<Vec<_>>()
+        };
+        let outcomes = [
+            Outcome::Returned(values.clone()),
+            Outcome::Exited(-3),
+            Outcome::Exited(i32::MAX),
+            Outcome::Error("trap: é".repeat(40)),
+        ];
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            for import in [0, 250, 251, 70_000, u32::MAX] {
+                let call = HostCall {
+                    import: ImportId(import),
+                    params: values[..values.len() - i].to_vec(),
+                    outcome: outcome.clone(),
+                    writes: spans(i * 3),
+                    reads: spans(10 - i),
+                };
+                let mut fast = Vec::new();
+                encode_host_call(&call, &mut fast);
+                assert_eq!(fast, bincode_of(&call), "{call:?}");
+                let mut decoded = HostCall::empty();
+                assert_eq!(decode_host_call_into(&fast, &mut decoded), Ok(fast.len()));
+                assert_eq!(decoded, call);
+            }
+        }
+    }
 }
