@@ -4,7 +4,8 @@
 //! per event. Each figure is the best of several alternating rounds, to damp a shared
 //! machine's noise.
 //!
-//! Run: `cargo bench --bench record_replay` (`-- quick` for a fast, rough pass).
+//! Run: `cargo bench --bench record_replay` (`-- quick` for a fast, rough pass; any other
+//! argument keeps only the guests whose name contains it, e.g. `-- clock`).
 //! Targets (DESIGN §11): compute <= 1.03x, <= 100 ns added per host call, replay <= 1.0x record.
 #![allow(clippy::print_stdout)]
 
@@ -176,6 +177,8 @@ fn measure(guest: &Guest, rounds: usize, data: &Path, dir: &Path) -> Figures {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "quick");
+    let filters: Vec<String> =
+        std::env::args().skip(1).filter(|a| a != "quick" && !a.starts_with('-')).collect();
     let scale = if quick { 10 } else { 1 };
     let rounds = if quick { 2 } else { 5 };
     let dir = tempfile::tempdir().expect("temp dir");
@@ -204,7 +207,9 @@ fn main() {
         "{:<40} {:>10} {:>10} {:>8} {:>12} {:>10} {:>9} {:>12}",
         "guest", "plain", "record", "ratio", "ns/call", "replay", "rep/rec", "bytes/event"
     );
-    for guest in &guests {
+    for guest in
+        guests.iter().filter(|g| filters.is_empty() || filters.iter().any(|f| g.name.contains(f.as_str())))
+    {
         let f = measure(guest, rounds, &data, dir.path());
         let added_ns = (f.record.as_secs_f64() - f.plain.as_secs_f64()) * 1e9 / guest.host_calls as f64;
         println!(

@@ -205,6 +205,8 @@ pub(crate) struct RecordState {
     failed: Option<TraceError>,
     /// With [`RecordOptions::audit_writes`], what the audit found so far.
     pub(crate) audit: Option<Vec<AuditEntry>>,
+    /// The guest's `memory` export, once a host call has looked it up.
+    pub(crate) memory: Option<wasmtime::Extern>,
 }
 
 /// Stops the guest when the trace cannot be written.
@@ -501,6 +503,7 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
         regions: Vec::new(),
         failed: None,
         audit: options.audit_writes.then(Vec::new),
+        memory: None,
     };
     let mut linker = Linker::new(&engine);
     let import_id = |name: &str| {

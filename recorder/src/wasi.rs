@@ -161,7 +161,7 @@ fn record_call(
     call: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>) -> wasmtime::Result<i32>,
 ) -> wasmtime::Result<i32> {
     let fuel = wasmtime::AsContextMut::as_context_mut(&mut *caller).hostcall_fuel();
-    let export = caller.get_export("memory");
+    let export = memory_export(caller);
     let (mut memory, state) = match &export {
         Some(Extern::Memory(m)) => {
             let (bytes, state) = m.data_and_store_mut(&mut *caller);
@@ -179,6 +179,18 @@ fn record_call(
         state.audit_writes(row, &before, &whole_memory(&memory));
     }
     result
+}
+
+/// The guest's `memory` export, looked up on the first call and then kept: a store runs one
+/// guest instance, whose exports never change, and the lookup (a string hash) is a large part
+/// of a host call's cost.
+fn memory_export(caller: &mut Caller<'_, RecordState>) -> Option<Extern> {
+    if let Some(export) = &caller.data().memory {
+        return Some(export.clone());
+    }
+    let export = caller.get_export("memory")?;
+    caller.data_mut().memory = Some(export.clone());
+    Some(export)
 }
 
 /// A copy of all of linear memory, for [`crate::RecordOptions::audit_writes`].

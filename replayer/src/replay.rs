@@ -146,6 +146,9 @@ struct ReplayState {
     host_calls: u64,
     divergence: Option<Divergence>,
     failed: Option<TraceError>,
+    /// The guest's `memory` export, once a host call has looked it up (one instance per store,
+    /// so it never changes; the lookup hashes a string).
+    memory: Option<Extern>,
 }
 
 /// An output sink plus what it captured.
@@ -249,6 +252,7 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
         host_calls: 0,
         divergence: None,
         failed: None,
+        memory: None,
     };
     state.advance();
     let mut store = Store::new(&engine, state);
@@ -396,7 +400,15 @@ fn apply_call(
     ty: &FuncType,
     results: &mut [Val],
 ) -> Result<wasmtime::Result<()>, (String, String)> {
-    let export = caller.get_export("memory");
+    let export = match &caller.data().memory {
+        Some(export) => Some(export.clone()),
+        None if call.writes.is_empty() && call.reads.is_empty() => None,
+        None => {
+            let export = caller.get_export("memory");
+            caller.data_mut().memory.clone_from(&export);
+            export
+        }
+    };
     let (mut memory, state) = match &export {
         Some(Extern::Memory(m)) => {
             let (bytes, state) = m.data_and_store_mut(&mut *caller);
@@ -439,15 +451,14 @@ fn apply_call(
     }
     match &call.outcome {
         Outcome::Returned(values) => {
-            let types: Vec<ValType> = ty.results().collect();
             if values.len() != results.len() {
                 return Err((
                     format!("{} returning {} values", name.name, values.len()),
                     format!("{} results expected", results.len()),
                 ));
             }
-            for ((slot, value), ty) in results.iter_mut().zip(values).zip(&types) {
-                *slot = val_of(value, ty).ok_or_else(|| {
+            for ((slot, value), ty) in results.iter_mut().zip(values).zip(ty.results()) {
+                *slot = val_of(value, &ty).ok_or_else(|| {
                     (format!("{} returning {value}", name.name), format!("a result of type {ty}"))
                 })?;
             }

@@ -184,29 +184,31 @@ pub(crate) fn decode_host_call_into(bytes: &[u8], call: &mut HostCall) -> Result
     Ok(c.pos)
 }
 
-/// Appends bincode's standard varint encoding of an unsigned integer.
-#[inline]
-fn put_uvarint(out: &mut Vec<u8>, value: u128) {
-    if value < 251 {
-        out.push(value as u8);
-    } else if value <= u128::from(u16::MAX) {
-        out.push(251);
-        out.extend_from_slice(&(value as u16).to_le_bytes());
-    } else if value <= u128::from(u32::MAX) {
-        out.push(252);
-        out.extend_from_slice(&(value as u32).to_le_bytes());
-    } else if value <= u128::from(u64::MAX) {
-        out.push(253);
-        out.extend_from_slice(&(value as u64).to_le_bytes());
-    } else {
-        out.push(254);
-        out.extend_from_slice(&value.to_le_bytes());
+/// Appends bincode's standard varint encoding of a `u128`.
+fn put_u128(out: &mut Vec<u8>, value: u128) {
+    match u64::try_from(value) {
+        Ok(value) => put_u64(out, value),
+        Err(_) => {
+            out.push(254);
+            out.extend_from_slice(&value.to_le_bytes());
+        }
     }
 }
 
 #[inline]
 fn put_u64(out: &mut Vec<u8>, value: u64) {
-    put_uvarint(out, u128::from(value));
+    if value < 251 {
+        out.push(value as u8);
+    } else if let Ok(small) = u16::try_from(value) {
+        out.push(251);
+        out.extend_from_slice(&small.to_le_bytes());
+    } else if let Ok(medium) = u32::try_from(value) {
+        out.push(252);
+        out.extend_from_slice(&medium.to_le_bytes());
+    } else {
+        out.push(253);
+        out.extend_from_slice(&value.to_le_bytes());
+    }
 }
 
 #[inline]
@@ -236,7 +238,7 @@ fn put_values(out: &mut Vec<u8>, values: &[Value]) {
             }
             Value::V128(bits) => {
                 out.push(4);
-                put_uvarint(out, *bits);
+                put_u128(out, *bits);
             }
             Value::FuncRef { null } => out.extend_from_slice(&[5, u8::from(*null)]),
             Value::ExternRef { null } => out.extend_from_slice(&[6, u8::from(*null)]),
