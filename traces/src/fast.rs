@@ -186,12 +186,11 @@ pub(crate) fn decode_host_call_into(bytes: &[u8], call: &mut HostCall) -> Result
 
 /// Appends bincode's standard varint encoding of a `u128`.
 fn put_u128(out: &mut Vec<u8>, value: u128) {
-    match u64::try_from(value) {
-        Ok(value) => put_u64(out, value),
-        Err(_) => {
-            out.push(254);
-            out.extend_from_slice(&value.to_le_bytes());
-        }
+    if let Ok(value) = u64::try_from(value) {
+        put_u64(out, value);
+    } else {
+        out.push(254);
+        out.extend_from_slice(&value.to_le_bytes());
     }
 }
 
