@@ -342,3 +342,55 @@ fn the_bundled_example_records_and_replays() {
     assert_eq!(replayed.stdout, out.stdout);
     assert!(text(&replayed.stderr).contains("memory fault at wasm address 0x100400"));
 }
+
+/// A trace whose header names an engine setting or a Wasmtime version this build cannot
+/// reproduce is refused before anything runs.
+#[test]
+fn traces_from_another_engine_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.zst");
+    let module = fixture("traps/unreachable.wat");
+    wtrace(&["record", "-q", "-o", trace.to_str().unwrap(), module.to_str().unwrap()]);
+    let original = wtrace::Trace::open(&trace).unwrap();
+    let module_bytes = original.module_bytes(0).unwrap();
+    let events: Vec<Event> = original.events().map(|e| e.unwrap().1).collect();
+    let rewrite = |name: &str, edit: &dyn Fn(&mut wtrace::traces::RunInfo)| {
+        let mut header = original.header().clone();
+        edit(&mut header.run);
+        let path = dir.path().join(name);
+        let mut writer =
+            TraceWriter::create(&path, header, &[(0, &module_bytes)], WriterOptions::default()).unwrap();
+        for event in &events {
+            writer.append(event).unwrap();
+        }
+        writer.finish().unwrap();
+        path
+    };
+    let cases: [(&str, &dyn Fn(&mut wtrace::traces::RunInfo), &str); 3] = [
+        (
+            "setting.zst",
+            &|run| run.engine_config.push(("warp-drive".into(), "y".into())),
+            "engine setting warp-drive=y",
+        ),
+        (
+            "traps.zst",
+            &|run| {
+                for (key, value) in &mut run.engine_config {
+                    if key == "signals-based-traps" {
+                        *value = "n".into();
+                    }
+                }
+            },
+            "signals-based-traps=n",
+        ),
+        ("version.zst", &|run| run.wasmtime_version = "47.0.0".into(), "recorded with Wasmtime 47.0.0"),
+    ];
+    for (name, edit, needle) in cases {
+        let path = rewrite(name, edit);
+        let out = wtrace(&["replay", path.to_str().unwrap()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(210), "{name}: {stderr}");
+        assert!(stderr.starts_with("error: cannot replay") && stderr.contains(needle), "{name}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
