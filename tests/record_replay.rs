@@ -366,7 +366,8 @@ fn traces_from_another_engine_are_refused() {
         writer.finish().unwrap();
         path
     };
-    let cases: [(&str, &dyn Fn(&mut wtrace::traces::RunInfo), &str); 3] = [
+    type Edit<'a> = &'a dyn Fn(&mut wtrace::traces::RunInfo);
+    let cases: [(&str, Edit<'_>, &str); 3] = [
         (
             "setting.zst",
             &|run| run.engine_config.push(("warp-drive".into(), "y".into())),
