@@ -343,6 +343,9 @@ fn the_bundled_example_records_and_replays() {
     assert!(text(&replayed.stderr).contains("memory fault at wasm address 0x100400"));
 }
 
+/// An edit of a trace header's run information.
+type Edit<'a> = &'a dyn Fn(&mut wtrace::traces::RunInfo);
+
 /// A trace whose header names an engine setting or a Wasmtime version this build cannot
 /// reproduce is refused before anything runs.
 #[test]
@@ -366,7 +369,6 @@ fn traces_from_another_engine_are_refused() {
         writer.finish().unwrap();
         path
     };
-    type Edit<'a> = &'a dyn Fn(&mut wtrace::traces::RunInfo);
     let cases: [(&str, Edit<'_>, &str); 3] = [
         (
             "setting.zst",
