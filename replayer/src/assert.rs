@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use wtrace_traces::{Trap, TrapCode};
 
-use crate::outcome::{RunEnd, describe_frame};
+use crate::outcome::{RunEnd, describe_frame, readable_name};
 use crate::replay::Replay;
 
 impl Replay {
@@ -83,14 +83,19 @@ pub struct TrapAssert<'a> {
 }
 
 impl<'a> TrapAssert<'a> {
-    /// Asserts the innermost frame is in the function named `name` (from the name section).
+    /// Asserts the innermost frame is in the function named `name` in the name section,
+    /// either as it is spelled there or, for Rust, demangled without the hash
+    /// (`app::parse_header`).
     #[track_caller]
     pub fn in_function(self, name: &str) -> Self {
         let innermost = self.trap.frames.first().and_then(|f| f.func_name.as_deref());
-        if innermost != Some(name) {
+        if !innermost.is_some_and(|raw| raw == name || readable_name(raw) == name) {
             panic!(
                 "expected the trap in function `{name}`, but it is in {}{}",
-                innermost.map_or_else(|| "a function without a name".to_string(), |n| format!("`{n}`")),
+                innermost.map_or_else(
+                    || "a function without a name".to_string(),
+                    |n| format!("`{}`", readable_name(n))
+                ),
                 backtrace(self.trap)
             );
         }

@@ -50,9 +50,12 @@ impl RunEnd {
 /// The exit status for a trapped guest, as `wasmtime run` uses on Unix.
 pub const TRAP_EXIT_STATUS: i32 = 134;
 
-/// `func_name (module offset 0x1a3)` for a frame.
+/// `func_name at Wasm PC 0x1a3` for a frame, with Rust names demangled.
 pub fn describe_frame(frame: &Frame) -> String {
-    let name = frame.func_name.clone().unwrap_or_else(|| format!("<wasm function {}>", frame.func_index));
+    let name = frame
+        .func_name
+        .as_deref()
+        .map_or_else(|| format!("<wasm function {}>", frame.func_index), readable_name);
     match frame.module_offset {
         Some(pc) => format!("{name} at Wasm PC {pc:#x}"),
         None => name,
@@ -81,6 +84,12 @@ pub fn trap_from_error(error: &wasmtime::Error, native: NativeCapture) -> Trap {
 /// Why recording and replay have no native snapshot yet.
 pub fn no_native_capture() -> NativeCapture {
     NativeCapture::Missing(MissingReason::Unsupported)
+}
+
+/// A function name from the name section as people read it: Rust symbols demangled, without
+/// their hash (`panic::parse_config`); other names as they are.
+pub fn readable_name(raw: &str) -> String {
+    format!("{:#}", rustc_demangle::demangle(raw))
 }
 
 /// The frames of a Wasm backtrace, innermost first.
@@ -163,6 +172,12 @@ pub fn wasmtime_report(error: &wasmtime::Error, module_name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_names_are_demangled_without_hash() {
+        assert_eq!(readable_name("_ZN9wasi_tour4main17hde5e501c537f0e5dE"), "wasi_tour::main");
+        assert_eq!(readable_name("parse_header"), "parse_header");
+    }
 
     #[test]
     fn parses_wasmtime_fault_context() {

@@ -106,7 +106,7 @@ fn write_text(out: &mut impl Write, path: &Path, trace: &Trace) -> std::io::Resu
     writeln!(out, "events:     {} ({})", trace.len(), by_kind.join(", "))?;
     writeln!(
         out,
-        "size:       {} file; {} of events in {} data frames, {} compressed ({:.1}x, {:.2} bytes/event)",
+        "size:       {} file; {} of events in {} data frame(s), {} compressed ({:.1}x, {:.2} bytes/event)",
         bytes(sizes.file),
         bytes(sizes.decompressed),
         trace.frames().len(),

@@ -97,9 +97,10 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
     }
     match &replay.recorded {
         Some(_) => output::note(&format!(
-            "replay matched the recording: {} ({} host calls)",
+            "replay matched the recording: {} ({} host call{})",
             replay.end.describe(),
-            replay.host_calls
+            replay.host_calls,
+            if replay.host_calls == 1 { "" } else { "s" }
         )),
         None => output::warn(&format!(
             "the recording stopped before the run ended; replayed all {} host calls, then the run {}",
