@@ -16,8 +16,9 @@ struct Proposal {
     set: fn(&mut Config, bool) -> &mut Config,
 }
 
-/// Every Wasm proposal Wasmtime 48 supports for core modules with the features wtrace builds
-/// in, by the name `wasmtime run -W` uses.
+/// Every Wasm proposal Wasmtime 48 supports for core modules (tiers 1 to 3 of its proposal
+/// table, `stack-switching` on `x86_64` Linux only), by the name `wasmtime run -W` uses. The
+/// component-model proposals do not apply: wtrace runs core modules.
 const PROPOSALS: &[Proposal] = &[
     Proposal { name: "bulk-memory", set: Config::wasm_bulk_memory },
     Proposal { name: "custom-page-sizes", set: Config::wasm_custom_page_sizes },
@@ -33,6 +34,7 @@ const PROPOSALS: &[Proposal] = &[
     Proposal { name: "shared-everything-threads", set: Config::wasm_shared_everything_threads },
     Proposal { name: "shared-memory", set: Config::shared_memory },
     Proposal { name: "simd", set: Config::wasm_simd },
+    Proposal { name: "stack-switching", set: Config::wasm_stack_switching },
     Proposal { name: "tail-call", set: Config::wasm_tail_call },
     Proposal { name: "threads", set: Config::wasm_threads },
     Proposal { name: "wide-arithmetic", set: Config::wasm_wide_arithmetic },
