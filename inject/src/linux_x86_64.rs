@@ -1,0 +1,310 @@
+//! x86_64 Linux, register-only strategy: the signal handler stashes the interrupted state in
+//! the thread's slot and changes only RIP, RSP and RDI in the signal context; the thread then
+//! resumes in [`STUB`], which saves every register (GPRs, flags, the full `xsave` state),
+//! calls [`deliver`] in ordinary context, restores every register and returns to the
+//! faulting instruction with the original RSP. That instruction faults again and the handler,
+//! seeing it delivered, hands it on.
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use libc::{c_int, c_void, siginfo_t, ucontext_t};
+
+use crate::{Capture, RawRegisters};
+
+/// Slot states.
+const IDLE: u32 = 0;
+const CAPTURING: u32 = 1;
+const DELIVERED: u32 = 2;
+
+/// Bytes below the interrupted RSP that x86_64 code may use without moving RSP.
+const RED_ZONE: u64 = 128;
+
+/// Per-thread state shared by the signal handler, the stub and [`deliver`]. The first fields
+/// have fixed offsets that [`STUB`] uses.
+#[repr(C, align(64))]
+pub(crate) struct Slot {
+    /// `rax rbx rcx rdx rsi rdi rbp rsp r8 … r15` at the fault (offset 0; `rdi` at 40).
+    gprs: [u64; 16],
+    /// RIP at the fault (offset 128).
+    rip: u64,
+    /// RFLAGS at the fault (offset 136).
+    rflags: u64,
+    /// Where the stub builds its return frame: `[flags, rip]` just below the red zone
+    /// (offset 144).
+    return_sp: u64,
+    /// 64-byte-aligned `xsave` area (offset 152).
+    xsave: *mut u8,
+    state: AtomicU32,
+    fault_pc: u64,
+    signal: c_int,
+    si_code: c_int,
+    fault_address: u64,
+    /// xmm0–15, mxcsr, fcw, fsw at the fault, copied from the signal frame.
+    vregs: [u128; 16],
+    mxcsr: u32,
+    fcw: u16,
+    fsw: u16,
+    /// Code ranges whose faults are captured.
+    ranges: Vec<(usize, usize)>,
+    callback: Box<dyn FnMut(&Capture)>,
+    /// Owns the `xsave` area.
+    xsave_buffer: Vec<u8>,
+}
+
+// The offsets the stub relies on.
+const _: () = {
+    assert!(std::mem::offset_of!(Slot, gprs) == 0);
+    assert!(std::mem::offset_of!(Slot, rip) == 128);
+    assert!(std::mem::offset_of!(Slot, rflags) == 136);
+    assert!(std::mem::offset_of!(Slot, return_sp) == 144);
+    assert!(std::mem::offset_of!(Slot, xsave) == 152);
+};
+
+thread_local! {
+    /// This thread's slot while it is armed. A `const`-initialized `Cell` of a pointer: reading it
+    /// is a plain TLS load, safe in a signal handler.
+    static SLOT: Cell<*mut Slot> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Size of the `xsave` area for the state components the OS enabled (CPUID leaf 0xD).
+fn xsave_size() -> usize {
+    // CPUID leaf 0xD sub-leaf 0 exists on every CPU with XSAVE; EBX is the size for the
+    // components the OS enabled.
+    let leaf = std::arch::x86_64::__cpuid_count(0xD, 0);
+    (leaf.ebx as usize).max(576)
+}
+
+/// Arms capture on this thread; see [`crate::arm`].
+pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)>) -> *mut Slot {
+    let size = xsave_size();
+    let mut xsave_buffer = vec![0u8; size + 64];
+    let align = xsave_buffer.as_ptr().align_offset(64);
+    let xsave = xsave_buffer[align..].as_mut_ptr();
+    let slot = Box::into_raw(Box::new(Slot {
+        gprs: [0; 16],
+        rip: 0,
+        rflags: 0,
+        return_sp: 0,
+        xsave,
+        state: AtomicU32::new(IDLE),
+        fault_pc: 0,
+        signal: 0,
+        si_code: 0,
+        fault_address: 0,
+        vregs: [0; 16],
+        mxcsr: 0,
+        fcw: 0,
+        fsw: 0,
+        ranges,
+        callback,
+        xsave_buffer,
+    }));
+    let old = SLOT.with(|s| s.replace(slot));
+    if !old.is_null() {
+        // SAFETY: `old` came from `Box::into_raw` in an earlier `arm` on this thread and was
+        // unpublished by the `replace` above, so nothing else can reach it.
+        drop(unsafe { Box::from_raw(old) });
+    }
+    slot
+}
+
+/// Disarms this thread if `slot` is still its slot, and frees the slot.
+pub(crate) fn disarm(slot: *mut Slot) {
+    let current = SLOT.with(Cell::get);
+    if current == slot {
+        SLOT.with(|s| s.set(std::ptr::null_mut()));
+        // SAFETY: `slot` came from `Box::into_raw` in `arm` and was this thread's published
+        // slot until the line above; only this thread's signal handler reads it, and no signal
+        // can be in its capture now (disarm runs in ordinary code, not inside a capture).
+        drop(unsafe { Box::from_raw(slot) });
+    }
+}
+
+/// The signal-handler half: see the module documentation. Returns `true` when the context was
+/// rewritten (return to the kernel), `false` when the fault is not ours to take.
+///
+/// # Safety
+/// Must be called from a signal handler with the `siginfo_t` and `ucontext_t` the kernel
+/// passed for this signal on this thread.
+pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut c_void) -> bool {
+    let slot = SLOT.with(Cell::get);
+    if slot.is_null() || info.is_null() || context.is_null() {
+        return false;
+    }
+    // SAFETY: a non-null SLOT is a live slot owned by this thread (see `arm`/`disarm`), and
+    // the kernel passed a valid ucontext; nothing else touches either while the handler runs.
+    let (slot, uc) = unsafe { (&mut *slot, &mut *context.cast::<ucontext_t>()) };
+    let gregs = &mut uc.uc_mcontext.gregs;
+    let pc = gregs[libc::REG_RIP as usize] as u64;
+    if !slot.ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&pc)) {
+        return false;
+    }
+    match slot.state.load(Ordering::Relaxed) {
+        DELIVERED if slot.fault_pc == pc => {
+            // The second fault at the captured instruction: Wasmtime's to handle.
+            slot.state.store(IDLE, Ordering::Relaxed);
+            return false;
+        }
+        CAPTURING => return false,
+        _ => {}
+    }
+    let g = |r: c_int| gregs[r as usize] as u64;
+    slot.gprs = [
+        g(libc::REG_RAX),
+        g(libc::REG_RBX),
+        g(libc::REG_RCX),
+        g(libc::REG_RDX),
+        g(libc::REG_RSI),
+        g(libc::REG_RDI),
+        g(libc::REG_RBP),
+        g(libc::REG_RSP),
+        g(libc::REG_R8),
+        g(libc::REG_R9),
+        g(libc::REG_R10),
+        g(libc::REG_R11),
+        g(libc::REG_R12),
+        g(libc::REG_R13),
+        g(libc::REG_R14),
+        g(libc::REG_R15),
+    ];
+    slot.rip = pc;
+    slot.rflags = g(libc::REG_EFL);
+    slot.signal = signum;
+    // SAFETY: `info` is the kernel's siginfo for this signal; `si_addr` reads the union field
+    // every fault signal fills.
+    slot.fault_address = unsafe { (*info).si_addr() } as u64;
+    // SAFETY: as above; `si_code` is a plain field.
+    slot.si_code = unsafe { (*info).si_code };
+    let fp = uc.uc_mcontext.fpregs;
+    if !fp.is_null() {
+        // SAFETY: the kernel points `fpregs` at the FXSAVE image in the signal frame.
+        let fp = unsafe { &*fp };
+        for (i, xmm) in fp._xmm.iter().enumerate() {
+            let e = xmm.element;
+            slot.vregs[i] =
+                u128::from(e[0]) | u128::from(e[1]) << 32 | u128::from(e[2]) << 64 | u128::from(e[3]) << 96;
+        }
+        slot.mxcsr = fp.mxcsr;
+        slot.fcw = fp.cwd;
+        slot.fsw = fp.swd;
+    }
+    // The stub's return frame sits just below the red zone; its own frame below that.
+    let sp = slot.gprs[7];
+    slot.return_sp = sp - RED_ZONE - 16;
+    let stub_sp = (slot.return_sp - 64) & !15;
+    slot.fault_pc = pc;
+    slot.state.store(CAPTURING, Ordering::Relaxed);
+    gregs[libc::REG_RSP as usize] = stub_sp as i64;
+    gregs[libc::REG_RIP as usize] = STUB as usize as i64;
+    gregs[libc::REG_RDI as usize] = std::ptr::from_mut(slot) as i64;
+    true
+}
+
+/// Called by the stub in ordinary context: hands the capture to the callback.
+extern "C" fn deliver(slot: *mut Slot) {
+    // A panic must not unwind into the stub; the capture is then simply lost.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the stub passes the slot the handler put in RDI, live while this thread is
+        // armed, and nothing else touches it during the capture.
+        let slot = unsafe { &mut *slot };
+        let registers = RawRegisters::X86_64 {
+            gprs: slot.gprs,
+            rip: slot.rip,
+            rflags: slot.rflags,
+            xmm: slot.vregs,
+            mxcsr: slot.mxcsr,
+            fcw: slot.fcw,
+            fsw: slot.fsw,
+        };
+        let capture = Capture {
+            signal: slot.signal,
+            si_code: slot.si_code,
+            fault_address: slot.fault_address,
+            registers,
+        };
+        (slot.callback)(&capture);
+    }));
+    // SAFETY: as above.
+    unsafe { (*slot).state.store(DELIVERED, Ordering::Relaxed) };
+}
+
+unsafe extern "C" {
+    /// The injected-call stub (see the `global_asm!` below). Never called from Rust.
+    #[link_name = "wtrace_inject_stub_x86_64"]
+    fn stub_symbol();
+}
+
+/// Address of the stub.
+const STUB: unsafe extern "C" fn() = stub_symbol;
+
+// The stub. On entry: RSP = 16-aligned, below the return frame at `slot.return_sp`, which is
+// below the interrupted RSP's red zone; RDI = slot; every other register as interrupted.
+std::arch::global_asm!(
+    ".pushsection .text.wtrace_inject_stub_x86_64,\"ax\",@progbits",
+    ".p2align 4",
+    ".globl wtrace_inject_stub_x86_64",
+    ".hidden wtrace_inject_stub_x86_64",
+    ".type wtrace_inject_stub_x86_64,@function",
+    "wtrace_inject_stub_x86_64:",
+    "pushfq",
+    "push rax",
+    "push rbx",
+    "push rcx",
+    "push rdx",
+    "push rsi",
+    "push rbp",
+    "push r8",
+    "push r9",
+    "push r10",
+    "push r11",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    // 15 pushes: RSP = 8 mod 16. RBX keeps the slot across the call.
+    "mov rbx, rdi",
+    "cld",
+    "mov rcx, [rbx + 152]",
+    "mov eax, -1",
+    "mov edx, -1",
+    "xsave64 [rcx]",
+    "sub rsp, 8",
+    "mov rdi, rbx",
+    "call {deliver}",
+    "add rsp, 8",
+    "mov rcx, [rbx + 152]",
+    "mov eax, -1",
+    "mov edx, -1",
+    "xrstor64 [rcx]",
+    // Return frame at R = slot.return_sp: [R] = flags saved above, [R + 8] = the fault's RIP.
+    "mov rax, [rbx + 144]",
+    "mov rcx, [rsp + 112]",
+    "mov [rax], rcx",
+    "mov rcx, [rbx + 128]",
+    "mov [rax + 8], rcx",
+    "mov rdi, rbx",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop r11",
+    "pop r10",
+    "pop r9",
+    "pop r8",
+    "pop rbp",
+    "pop rsi",
+    "pop rdx",
+    "pop rcx",
+    "pop rbx",
+    "pop rax",
+    "mov rsp, [rdi + 144]",
+    "mov rdi, [rdi + 40]",
+    "popfq",
+    // Pops RIP, then skips the red zone: RSP is the interrupted RSP again.
+    "ret 128",
+    ".size wtrace_inject_stub_x86_64, . - wtrace_inject_stub_x86_64",
+    ".popsection",
+    deliver = sym deliver,
+);

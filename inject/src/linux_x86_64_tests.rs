@@ -1,0 +1,359 @@
+//! Stub round trips on x86_64 Linux, independent of Wasmtime: load every GPR, the flags and
+//! every xmm register with known patterns, fault, check the callback saw exactly those values,
+//! resume past the fault at a test-only address, and check every register came back
+//! bit-exact.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use libc::{c_int, c_void, siginfo_t, ucontext_t};
+
+use crate::{Capture, RawRegisters, arm, handle_signal};
+
+/// Register file as the test functions load and store it.
+#[repr(C, align(16))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Regs {
+    /// `rax rbx rcx rdx rsi rdi rbp rsp r8 … r15` (rsp: ignored on input).
+    gprs: [u64; 16],
+    rflags: u64,
+    _pad: u64,
+    xmm: [u128; 16],
+}
+
+static SAVED_RSP: AtomicU64 = AtomicU64::new(0);
+static RESULTS: AtomicU64 = AtomicU64::new(0);
+static FAULT_SITE: AtomicUsize = AtomicUsize::new(0);
+static RESUME: AtomicUsize = AtomicUsize::new(0);
+/// One round trip at a time: the test functions share the statics above.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+macro_rules! fault_function {
+    ($name:literal, $fault:literal) => {
+        std::arch::global_asm!(
+            ".pushsection .text.wtrace_inject_test,\"ax\",@progbits",
+            ".p2align 4",
+            concat!(".globl wtrace_test_", $name),
+            concat!("wtrace_test_", $name, ":"),
+            "push rbx",
+            "push rbp",
+            "push r12",
+            "push r13",
+            "push r14",
+            "push r15",
+            "mov [rip + {saved_rsp}], rsp",
+            "mov [rip + {results}], rsi",
+            "push qword ptr [rdi + 128]",
+            "popfq",
+            "movdqu xmm0, [rdi + 144]",
+            "movdqu xmm1, [rdi + 160]",
+            "movdqu xmm2, [rdi + 176]",
+            "movdqu xmm3, [rdi + 192]",
+            "movdqu xmm4, [rdi + 208]",
+            "movdqu xmm5, [rdi + 224]",
+            "movdqu xmm6, [rdi + 240]",
+            "movdqu xmm7, [rdi + 256]",
+            "movdqu xmm8, [rdi + 272]",
+            "movdqu xmm9, [rdi + 288]",
+            "movdqu xmm10, [rdi + 304]",
+            "movdqu xmm11, [rdi + 320]",
+            "movdqu xmm12, [rdi + 336]",
+            "movdqu xmm13, [rdi + 352]",
+            "movdqu xmm14, [rdi + 368]",
+            "movdqu xmm15, [rdi + 384]",
+            "mov rax, [rdi]",
+            "mov rbx, [rdi + 8]",
+            "mov rcx, [rdi + 16]",
+            "mov rdx, [rdi + 24]",
+            "mov rsi, [rdi + 32]",
+            "mov rbp, [rdi + 48]",
+            "mov r8, [rdi + 64]",
+            "mov r9, [rdi + 72]",
+            "mov r10, [rdi + 80]",
+            "mov r11, [rdi + 88]",
+            "mov r12, [rdi + 96]",
+            "mov r13, [rdi + 104]",
+            "mov r14, [rdi + 112]",
+            "mov r15, [rdi + 120]",
+            "mov rdi, [rdi + 40]",
+            concat!(".globl wtrace_test_", $name, "_fault"),
+            concat!("wtrace_test_", $name, "_fault:"),
+            $fault,
+            concat!(".globl wtrace_test_", $name, "_resume"),
+            concat!("wtrace_test_", $name, "_resume:"),
+            "push rax",
+            "mov rax, [rip + {results}]",
+            "mov [rax + 8], rbx",
+            "mov [rax + 16], rcx",
+            "mov [rax + 24], rdx",
+            "mov [rax + 32], rsi",
+            "mov [rax + 40], rdi",
+            "mov [rax + 48], rbp",
+            "mov [rax + 64], r8",
+            "mov [rax + 72], r9",
+            "mov [rax + 80], r10",
+            "mov [rax + 88], r11",
+            "mov [rax + 96], r12",
+            "mov [rax + 104], r13",
+            "mov [rax + 112], r14",
+            "mov [rax + 120], r15",
+            "pop rbx",
+            "mov [rax], rbx",
+            "mov [rax + 56], rsp",
+            "pushfq",
+            "pop rbx",
+            "mov [rax + 128], rbx",
+            "movdqu [rax + 144], xmm0",
+            "movdqu [rax + 160], xmm1",
+            "movdqu [rax + 176], xmm2",
+            "movdqu [rax + 192], xmm3",
+            "movdqu [rax + 208], xmm4",
+            "movdqu [rax + 224], xmm5",
+            "movdqu [rax + 240], xmm6",
+            "movdqu [rax + 256], xmm7",
+            "movdqu [rax + 272], xmm8",
+            "movdqu [rax + 288], xmm9",
+            "movdqu [rax + 304], xmm10",
+            "movdqu [rax + 320], xmm11",
+            "movdqu [rax + 336], xmm12",
+            "movdqu [rax + 352], xmm13",
+            "movdqu [rax + 368], xmm14",
+            "movdqu [rax + 384], xmm15",
+            "cld",
+            "mov rsp, [rip + {saved_rsp}]",
+            "pop r15",
+            "pop r14",
+            "pop r13",
+            "pop r12",
+            "pop rbp",
+            "pop rbx",
+            "ret",
+            concat!(".globl wtrace_test_", $name, "_end"),
+            concat!("wtrace_test_", $name, "_end:"),
+            ".popsection",
+            saved_rsp = sym SAVED_RSP,
+            results = sym RESULTS,
+        );
+    };
+}
+
+fault_function!("ud2", "ud2");
+fault_function!("load", "mov r11, qword ptr [r10]");
+fault_function!("div", "div r9");
+
+unsafe extern "C" {
+    fn wtrace_test_ud2(patterns: *const Regs, results: *mut Regs);
+    fn wtrace_test_ud2_fault();
+    fn wtrace_test_ud2_resume();
+    fn wtrace_test_ud2_end();
+    fn wtrace_test_load(patterns: *const Regs, results: *mut Regs);
+    fn wtrace_test_load_fault();
+    fn wtrace_test_load_resume();
+    fn wtrace_test_load_end();
+    fn wtrace_test_div(patterns: *const Regs, results: *mut Regs);
+    fn wtrace_test_div_fault();
+    fn wtrace_test_div_resume();
+    fn wtrace_test_div_end();
+}
+
+/// The test's signal handler: call injection first; the second fault at the test's fault
+/// site resumes at the test-only resume label.
+extern "C" fn on_fault(signum: c_int, info: *mut siginfo_t, context: *mut c_void) {
+    // SAFETY: called by the kernel as an SA_SIGINFO handler with its own arguments.
+    if unsafe { handle_signal(signum, info, context) } {
+        return;
+    }
+    // SAFETY: the kernel passed a valid ucontext for this signal.
+    let uc = unsafe { &mut *context.cast::<ucontext_t>() };
+    let rip = &mut uc.uc_mcontext.gregs[libc::REG_RIP as usize];
+    if *rip as usize == FAULT_SITE.load(Ordering::SeqCst) {
+        *rip = RESUME.load(Ordering::SeqCst) as i64;
+    } else {
+        // A fault the test did not plan: die loudly rather than loop.
+        // SAFETY: abort is async-signal-safe.
+        unsafe { libc::abort() };
+    }
+}
+
+fn install_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for signal in [libc::SIGILL, libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE] {
+            // SAFETY: a zeroed sigaction is a valid starting point; the handler has the
+            // SA_SIGINFO signature and stays valid for the life of the process.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_fault as *const () as usize;
+                action.sa_flags = libc::SA_SIGINFO;
+                libc::sigemptyset(&raw mut action.sa_mask);
+                assert_eq!(libc::sigaction(signal, &raw const action, std::ptr::null_mut()), 0);
+            }
+        }
+    });
+}
+
+fn patterns(seed: u64) -> Regs {
+    let mut x = seed;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut regs = Regs { gprs: [0; 16], rflags: 0, _pad: 0, xmm: [0; 16] };
+    for gpr in &mut regs.gprs {
+        *gpr = next();
+    }
+    for xmm in &mut regs.xmm {
+        *xmm = u128::from(next()) << 64 | u128::from(next());
+    }
+    // CF PF AF ZF SF DF OF and the always-one bit 1.
+    regs.rflags = 0x0cd7;
+    regs
+}
+
+type TestFn = unsafe extern "C" fn(*const Regs, *mut Regs);
+
+/// The status flags and DF: what the test sets and checks (IF is always set in user mode).
+const FLAGS: u64 = 0x0cd5;
+
+/// Runs one round trip; returns what the callback saw.
+fn round_trip(
+    function: TestFn,
+    fault: unsafe extern "C" fn(),
+    resume: unsafe extern "C" fn(),
+    end: unsafe extern "C" fn(),
+    input: &Regs,
+) -> (Regs, Vec<Capture>) {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    install_handler();
+    FAULT_SITE.store(fault as usize, Ordering::SeqCst);
+    RESUME.store(resume as usize, Ordering::SeqCst);
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = std::rc::Rc::clone(&seen);
+    let _armed = arm(
+        vec![(function as usize, end as usize)],
+        Box::new(move |c: &Capture| sink.borrow_mut().push(c.clone())),
+    )
+    .expect("x86_64 Linux is supported");
+    let mut output = Regs { gprs: [0; 16], rflags: 0, _pad: 0, xmm: [0; 16] };
+    // SAFETY: the test function follows the C ABI, preserves callee-saved registers and the
+    // stack, reads `input` and writes `output`.
+    unsafe { function(input, &raw mut output) };
+    let captures = seen.borrow().clone();
+    (output, captures)
+}
+
+fn check(
+    name: &str,
+    function: TestFn,
+    fault: unsafe extern "C" fn(),
+    resume: unsafe extern "C" fn(),
+    end: unsafe extern "C" fn(),
+    input: &Regs,
+    signal: c_int,
+) {
+    let (output, captures) = round_trip(function, fault, resume, end, input);
+    assert_eq!(captures.len(), 1, "{name}: exactly one capture");
+    let capture = &captures[0];
+    assert_eq!(capture.signal, signal, "{name}");
+    let rsp = SAVED_RSP.load(Ordering::SeqCst);
+    let RawRegisters::X86_64 { gprs, rip, rflags, xmm, mxcsr, .. } = capture.registers;
+    assert_eq!(rip, fault as usize as u64, "{name}: rip");
+    for (i, (seen, want)) in gprs.iter().zip(input.gprs).enumerate() {
+        let want = if i == 7 { rsp } else { want };
+        assert_eq!(*seen, want, "{name}: callback saw gpr {i}");
+    }
+    assert_eq!(rflags & FLAGS, input.rflags & FLAGS, "{name}: callback saw rflags");
+    assert_eq!(xmm, input.xmm, "{name}: callback saw xmm");
+    assert_eq!(mxcsr & 0xffc0, 0x1f80, "{name}: default mxcsr");
+    // Every register came back bit-exact after the injected call.
+    for i in 0..16 {
+        let want = if i == 7 { rsp } else { input.gprs[i] };
+        assert_eq!(output.gprs[i], want, "{name}: gpr {i} after resuming");
+    }
+    assert_eq!(output.rflags & FLAGS, input.rflags & FLAGS, "{name}: rflags after resuming");
+    assert_eq!(output.xmm, input.xmm, "{name}: xmm after resuming");
+    let snapshot = capture.to_snapshot();
+    assert_eq!(
+        snapshot.registers().iter().find(|(n, _)| n == "rip").map(|(_, v)| v.to_string()),
+        Some(format!("{rip:#018x}"))
+    );
+}
+
+#[test]
+fn illegal_instruction_round_trip() {
+    for seed in [0x9e37_79b9_7f4a_7c15, 0x2545_f491_4f6c_dd1d, 1] {
+        check(
+            "ud2",
+            wtrace_test_ud2,
+            wtrace_test_ud2_fault,
+            wtrace_test_ud2_resume,
+            wtrace_test_ud2_end,
+            &patterns(seed),
+            libc::SIGILL,
+        );
+    }
+}
+
+#[test]
+fn bad_load_round_trip() {
+    let mut input = patterns(0x1234_5678_9abc_def1);
+    input.gprs[10] = 0x10; // r10: an unmapped address
+    let (_, captures) = round_trip(
+        wtrace_test_load,
+        wtrace_test_load_fault,
+        wtrace_test_load_resume,
+        wtrace_test_load_end,
+        &input,
+    );
+    assert_eq!(captures[0].fault_address, 0x10);
+    assert_eq!(captures[0].to_snapshot().fault_address, Some(0x10));
+    check(
+        "load",
+        wtrace_test_load,
+        wtrace_test_load_fault,
+        wtrace_test_load_resume,
+        wtrace_test_load_end,
+        &input,
+        libc::SIGSEGV,
+    );
+}
+
+#[test]
+fn divide_by_zero_round_trip() {
+    let mut input = patterns(0x0fed_cba9_8765_4321);
+    input.gprs[9] = 0; // r9: the divisor
+    check(
+        "div",
+        wtrace_test_div,
+        wtrace_test_div_fault,
+        wtrace_test_div_resume,
+        wtrace_test_div_end,
+        &input,
+        libc::SIGFPE,
+    );
+}
+
+/// A fault outside the armed ranges is not touched.
+#[test]
+fn faults_outside_the_ranges_are_declined() {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    install_handler();
+    FAULT_SITE.store(wtrace_test_ud2_fault as *const () as usize, Ordering::SeqCst);
+    RESUME.store(wtrace_test_ud2_resume as *const () as usize, Ordering::SeqCst);
+    let seen = std::rc::Rc::new(std::cell::Cell::new(0));
+    let sink = std::rc::Rc::clone(&seen);
+    // Armed for the load function only: the ud2 fault goes straight to the test handler.
+    let _armed = arm(
+        vec![(wtrace_test_load as *const () as usize, wtrace_test_load_end as *const () as usize)],
+        Box::new(move |_| sink.set(sink.get() + 1)),
+    )
+    .unwrap();
+    let input = patterns(7);
+    let mut output = Regs { gprs: [0; 16], rflags: 0, _pad: 0, xmm: [0; 16] };
+    // SAFETY: as in `round_trip`.
+    unsafe { wtrace_test_ud2(&raw const input, &raw mut output) };
+    assert_eq!(seen.get(), 0);
+    assert_eq!(output.gprs[0], input.gprs[0]);
+}
