@@ -85,6 +85,7 @@ fn check_trap(name: &str, code: &str, flags: &[&str]) {
     if reference_trap.is_none() {
         assert_eq!(event["message"], reference_message.as_str(), "{name}");
     }
+    check_native(name, &event, &reference_frames);
 
     let replayed = wtrace(&["replay", trace_arg, "--expect-trap", code]);
     let replay_stderr = text(&replayed.stderr);
@@ -94,6 +95,58 @@ fn check_trap(name: &str, code: &str, flags: &[&str]) {
         replay_stderr.contains("wtrace: replay matched the recording: trapped"),
         "{name}: {replay_stderr}"
     );
+}
+
+/// The native snapshot: present for every signal-based trap, its Wasm PC and frame walk equal
+/// to Wasmtime's backtrace, its registers plausible; absent with a reason for a host error.
+fn check_native(name: &str, event: &serde_json::Value, reference: &Frames) {
+    let native = &event["native"];
+    if name == "host_error" {
+        assert!(native.is_null(), "{name}: {event}");
+        assert_eq!(event["native_missing"], "the trap was raised by the runtime without a signal", "{name}");
+        return;
+    }
+    assert!(native.is_object(), "{name}: no native snapshot: {event}");
+    let signal = native["signal"].as_str().unwrap();
+    assert!(["SIGILL", "SIGSEGV", "SIGFPE", "SIGBUS"].contains(&signal), "{name}: {signal}");
+    assert_eq!(native["arch"], std::env::consts::ARCH, "{name}");
+    // The Wasm PC of the faulting instruction, and of every frame of the walk Wasmtime's
+    // backtrace also has (it stops at 20 frames), are Wasmtime's.
+    let walk: Vec<Option<u64>> =
+        native["stack"].as_array().unwrap().iter().map(|f| f["wasm_pc"].as_u64()).collect();
+    assert_eq!(native["wasm_pc"].as_u64(), reference[0].1, "{name}: snapshot Wasm PC");
+    let expected: Vec<Option<u64>> = reference.iter().map(|(_, pc)| *pc).collect();
+    assert!(walk.len() >= expected.len(), "{name}: walk {walk:?} shorter than {expected:?}");
+    assert_eq!(walk[..expected.len()], expected[..], "{name}: frame walk");
+    // Registers: every GPR, the PC, the flags and the vector registers, as 0x hex strings.
+    let registers = native["registers"].as_object().unwrap();
+    let hex = |key: &str| {
+        u64::from_str_radix(registers[key].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    };
+    for key in [
+        "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r15", "rip", "rflags", "xmm0", "xmm15",
+    ] {
+        assert!(registers[key].as_str().unwrap().starts_with("0x"), "{name}: {key}");
+    }
+    assert_eq!(format!("{:#x}", hex("rip")), native["pc"].as_str().unwrap(), "{name}");
+    // SP lies in the thread's stack: below every frame of the walk, which climbs upwards.
+    let fps: Vec<u64> = native["stack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| u64::from_str_radix(f["fp"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    let sp = hex("rsp");
+    assert!(sp != 0 && fps.iter().all(|fp| *fp >= sp), "{name}: sp {sp:#x} above a frame: {fps:x?}");
+    assert!(fps.windows(2).all(|w| w[1] > w[0]), "{name}: frames do not climb: {fps:x?}");
+    // PC inside the module's code: the walk's return addresses are near it (one code object).
+    let pcs: Vec<u64> = native["stack"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| u64::from_str_radix(f["pc"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap())
+        .collect();
+    assert!(pcs.iter().all(|pc| pc.abs_diff(hex("rip")) < 1 << 20), "{name}: {pcs:x?}");
 }
 
 #[test]
@@ -162,5 +215,10 @@ fn memory_fault_records_address_and_size() {
     let event: serde_json::Value = serde_json::from_slice(&dump.stdout).unwrap();
     assert_eq!(event["wasm_fault_address"], 0x10000, "{event}");
     assert_eq!(event["memory_size"], 0x10000, "{event}");
+    // The native fault address minus the memory base is the Wasm address: the window of bytes
+    // around it, cut there from linear memory, ends at the end of memory, 32 bytes after it.
+    assert_eq!(event["native"]["signal"], "SIGSEGV", "{event}");
+    assert_eq!(event["memory_window"]["offset"], 0x10000 - 32, "{event}");
+    assert_eq!(event["memory_window"]["len"], 32, "{event}");
     assert_eq!(event["frames"][0]["func_name"], "parse_header", "{event}");
 }

@@ -53,6 +53,9 @@ pub struct Capture {
     pub fault_address: u64,
     /// The registers.
     pub registers: RawRegisters,
+    /// The frame-pointer walk: `(pc, fp)` of the faulting frame, then `(return address, fp)`
+    /// of each caller whose return address is in the armed code ranges, innermost first.
+    pub frames: Vec<(u64, u64)>,
 }
 
 impl Capture {

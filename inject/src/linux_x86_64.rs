@@ -48,6 +48,8 @@ pub(crate) struct Slot {
     fsw: u16,
     /// Code ranges whose faults are captured.
     ranges: Vec<(usize, usize)>,
+    /// This thread's stack, `[low, high)`: the frame walk reads only inside it.
+    stack: (u64, u64),
     callback: Box<dyn FnMut(&Capture)>,
     /// Owns the `xsave` area.
     xsave_buffer: Vec<u8>,
@@ -98,6 +100,7 @@ pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)
         fcw: 0,
         fsw: 0,
         ranges,
+        stack: thread_stack(),
         callback,
         xsave_buffer,
     }));
@@ -108,6 +111,50 @@ pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)
         drop(unsafe { Box::from_raw(old) });
     }
     slot
+}
+
+/// The calling thread's stack bounds, `(0, 0)` when unknown (the walk then stops at once).
+fn thread_stack() -> (u64, u64) {
+    // SAFETY: `pthread_getattr_np` fills the zeroed attribute object for the calling thread,
+    // `pthread_attr_getstack` reads it, and it is destroyed before returning.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &raw mut attr) != 0 {
+            return (0, 0);
+        }
+        let mut base: *mut c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let ok = libc::pthread_attr_getstack(&raw const attr, &raw mut base, &raw mut size) == 0;
+        libc::pthread_attr_destroy(&raw mut attr);
+        if ok { (base as u64, base as u64 + size as u64) } else { (0, 0) }
+    }
+}
+
+/// Walks the frame-pointer chain from the interrupted state: `(pc, fp)` for the faulting
+/// frame, then `(return address, caller's fp)` while return addresses are in the armed code
+/// ranges. Cranelift keeps frame pointers, so this is the Wasm call stack.
+fn walk_frames(slot: &Slot) -> Vec<(u64, u64)> {
+    const MAX_FRAMES: usize = 1024;
+    let in_code = |pc: u64| slot.ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&pc));
+    let (low, high) = slot.stack;
+    let mut frames = vec![(slot.rip, slot.gprs[6])];
+    let mut fp = slot.gprs[6];
+    while frames.len() < MAX_FRAMES {
+        // The caller's frame record is two words at `fp`, inside this thread's stack and above
+        // the interrupted RSP.
+        if !fp.is_multiple_of(8) || fp < slot.gprs[7].max(low) || fp.saturating_add(16) > high {
+            break;
+        }
+        // SAFETY: `fp` and `fp + 8` lie within this thread's stack (checked above), which is
+        // mapped and readable for the life of the thread.
+        let (next_fp, return_address) = unsafe { (*(fp as *const u64), *((fp + 8) as *const u64)) };
+        if !in_code(return_address) || next_fp <= fp {
+            break;
+        }
+        frames.push((return_address, next_fp));
+        fp = next_fp;
+    }
+    frames
 }
 
 /// Disarms this thread if `slot` is still its slot, and frees the slot.
@@ -223,6 +270,7 @@ extern "C" fn deliver(slot: *mut Slot) {
             si_code: slot.si_code,
             fault_address: slot.fault_address,
             registers,
+            frames: walk_frames(slot),
         };
         (slot.callback)(&capture);
     }));

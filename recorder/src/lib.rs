@@ -1,5 +1,6 @@
 //! Recording: runs a module on Wasmtime with WASI preview 1, wraps every import in a
-//! recording shim, and streams host calls and the run's end to a trace.
+//! recording shim, captures the native register file at signal-based traps, and streams host
+//! calls and the run's end to a trace.
 #![forbid(unsafe_code)]
 
 mod error;

@@ -13,6 +13,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 use wiggle::{GuestMemory, GuestPtr};
 use wtrace_replayer::engine::{EngineSettings, WASMTIME_VERSION};
 use wtrace_replayer::entry::{self, EntryError};
+use wtrace_replayer::native::NativeCapturer;
 use wtrace_replayer::outcome::{self, RunEnd};
 use wtrace_traces::{
     EnvVar, Event, Header, HostCall, ImportId, ImportName, MemoryBytes, ModuleEntry, Outcome, Preopen,
@@ -518,8 +519,11 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
     host_funcs::link(&mut linker, &options.host_funcs, &host_import_id)
         .map_err(|e| RecordError::Link(format!("{e:#}")))?;
     let mut store = Store::new(&engine, state);
+    let native = NativeCapturer::install(&mut store, &module);
 
-    let result = entry::run(&mut store, &linker, &module, options.invoke.as_deref(), &options.args);
+    let mut instance = None;
+    let result =
+        entry::run(&mut store, &linker, &module, options.invoke.as_deref(), &options.args, &mut instance);
     let (end, report) = match result {
         Ok(values) if options.invoke.is_some() => (RunEnd::Returned(values), None),
         Ok(_) => (RunEnd::Exited(0), None),
@@ -531,7 +535,10 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
             if let Some(exit) = error.downcast_ref::<I32Exit>() {
                 (RunEnd::Exited(exit.0), None)
             } else {
-                let trap = outcome::trap_from_error(&error, outcome::no_native_capture());
+                let mut trap = outcome::trap_from_error(&error, outcome::no_native_capture());
+                let memory = instance.and_then(|i| i.get_memory(&mut store, "memory"));
+                let memory = memory.map(|m| (m.data_ptr(&store) as u64, m.data(&store)));
+                native.complete(&mut trap, memory);
                 let report = outcome::wasmtime_report(&error, &options.module_name);
                 (RunEnd::Trapped(Box::new(trap)), Some(report))
             }

@@ -16,13 +16,15 @@ pub enum EntryError {
 }
 
 /// Instantiates `module` and runs its entry point: `invoke` with `args`, or `_start`. Returns
-/// the invoked function's results (none for `_start`).
+/// the invoked function's results (none for `_start`); `instance` receives the instance as
+/// soon as it exists, so the caller can inspect it after a trap.
 pub fn run<T: 'static>(
     store: &mut Store<T>,
     linker: &Linker<T>,
     module: &Module,
     invoke: Option<&str>,
     args: &[String],
+    instance_out: &mut Option<wasmtime::Instance>,
 ) -> Result<Vec<Value>, EntryError> {
     let pre = linker.instantiate_pre(module).map_err(|e| EntryError::Setup(format!("{e:#}")))?;
     // Check the entry point before anything of the guest runs.
@@ -55,6 +57,7 @@ pub fn run<T: 'static>(
         None => None,
     };
     let instance = pre.instantiate(&mut *store).map_err(EntryError::Run)?;
+    *instance_out = Some(instance);
     let Some((name, params, result_count)) = entry else {
         if let Some(start) = instance.get_func(&mut *store, "_start") {
             start.call(&mut *store, &[], &mut []).map_err(EntryError::Run)?;

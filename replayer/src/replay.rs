@@ -10,12 +10,13 @@ use wasmtime::{Caller, Extern, FuncType, Linker, Module, Store, Val, ValType};
 use wiggle::{GuestMemory, GuestPtr};
 use wtrace_traces::display::quote_bytes;
 use wtrace_traces::{
-    Event, Frame, HostCall, ImportId, ImportName, Outcome, Trace, TraceError, Value, sha256,
+    Event, Frame, HostCall, ImportId, ImportName, NativeCapture, Outcome, Trace, TraceError, Value, sha256,
 };
 
 use crate::engine::{EngineSettings, WASMTIME_VERSION};
 use crate::entry::{self, EntryError, value_of};
 use crate::error::ReplayError;
+use crate::native::{self, NativeCapturer, RegisterComparison};
 use crate::outcome::{self, RunEnd, describe_frame, frames_of};
 
 /// Where replayed guest output goes.
@@ -99,6 +100,9 @@ pub struct Replay {
     pub stdout: Vec<u8>,
     /// Captured stderr ([`OutputSink::Capture`], [`OutputSink::Tee`]).
     pub stderr: Vec<u8>,
+    /// For a trap captured natively in both the recording and the replay: how the replayed
+    /// registers compare with the recorded ones.
+    pub registers: Option<RegisterComparison>,
 }
 
 impl Replay {
@@ -223,21 +227,7 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
     let settings = EngineSettings::from_header(&run.engine_config).map_err(|e| ReplayError::Engine(e.0))?;
     let engine = settings.engine().map_err(|e| ReplayError::Engine(e.0))?;
     let recorded_module = run.modules.first().ok_or(ReplayError::NoModule)?;
-    let wasm = match options.module {
-        Some(bytes) => {
-            let bytes =
-                wat::parse_bytes(&bytes).map_err(|e| ReplayError::InvalidModule(e.to_string()))?.into_owned();
-            if sha256(&bytes) != recorded_module.sha256 && !options.allow_modified_module {
-                return Err(ReplayError::ModuleMismatch {
-                    recorded: recorded_module.name.clone(),
-                    recorded_sha256: recorded_module.sha256_hex(),
-                    given_sha256: wtrace_traces::hex(&sha256(&bytes)),
-                });
-            }
-            bytes
-        }
-        None => trace.module_bytes(0)?,
-    };
+    let wasm = module_to_replay(trace, options.module, options.allow_modified_module)?;
     let module = Module::new(&engine, &wasm).map_err(|e| ReplayError::InvalidModule(format!("{e:#}")))?;
 
     let linker = link_shims(&engine, &module, &run.imports)?;
@@ -256,8 +246,11 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
     };
     state.advance();
     let mut store = Store::new(&engine, state);
+    let native = NativeCapturer::install(&mut store, &module);
     let module_name = recorded_module.name.clone();
-    let result = entry::run(&mut store, &linker, &module, run.invoke.as_deref(), &invoke_args(run));
+    let mut instance = None;
+    let result =
+        entry::run(&mut store, &linker, &module, run.invoke.as_deref(), &invoke_args(run), &mut instance);
     let (end, report) = match result {
         Ok(values) if run.invoke.is_some() => (RunEnd::Returned(values), None),
         Ok(_) => (RunEnd::Exited(0), None),
@@ -269,7 +262,9 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
             if let Some(exit) = error.downcast_ref::<ReplayedExit>() {
                 (RunEnd::Exited(exit.0), None)
             } else {
-                let trap = outcome::trap_from_error(&error, outcome::no_native_capture());
+                let mut trap = outcome::trap_from_error(&error, outcome::no_native_capture());
+                let memory = instance.and_then(|i| i.get_memory(&mut store, "memory"));
+                native.complete(&mut trap, memory.map(|m| (m.data_ptr(&store) as u64, m.data(&store))));
                 (RunEnd::Trapped(Box::new(trap)), Some(outcome::wasmtime_report(&error, &module_name)))
             }
         }
@@ -296,7 +291,9 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
             });
         }
     }
+    let registers = compare_registers(recorded.as_ref(), &end);
     Ok(Replay {
+        registers,
         end,
         recorded,
         report,
@@ -305,6 +302,36 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
         stdout: state.stdout.captured,
         stderr: state.stderr.captured,
     })
+}
+
+/// The module to replay: the embedded one, or `given` when it is the recorded one (or
+/// `allow_modified`).
+fn module_to_replay(
+    trace: &Trace,
+    given: Option<Vec<u8>>,
+    allow_modified: bool,
+) -> Result<Vec<u8>, ReplayError> {
+    let recorded_module = trace.header().run.modules.first().ok_or(ReplayError::NoModule)?;
+    let Some(bytes) = given else { return Ok(trace.module_bytes(0)?) };
+    let bytes = wat::parse_bytes(&bytes).map_err(|e| ReplayError::InvalidModule(e.to_string()))?.into_owned();
+    if sha256(&bytes) != recorded_module.sha256 && !allow_modified {
+        return Err(ReplayError::ModuleMismatch {
+            recorded: recorded_module.name.clone(),
+            recorded_sha256: recorded_module.sha256_hex(),
+            given_sha256: wtrace_traces::hex(&sha256(&bytes)),
+        });
+    }
+    Ok(bytes)
+}
+
+/// The register comparison, when both the recorded and the replayed run trapped with a
+/// native capture.
+fn compare_registers(recorded: Option<&RunEnd>, replayed: &RunEnd) -> Option<RegisterComparison> {
+    let (Some(RunEnd::Trapped(before)), RunEnd::Trapped(after)) = (recorded, replayed) else { return None };
+    match (&before.native, &after.native) {
+        (NativeCapture::Captured(a), NativeCapture::Captured(b)) => Some(native::compare(a, b)),
+        _ => None,
+    }
 }
 
 /// A linker with a replay shim for every function the module imports.

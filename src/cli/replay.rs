@@ -1,6 +1,7 @@
 //! `wtrace replay`: re-execute a trace with no host access, reproduce the guest's output, exit
 //! status and trap, and say whether the run matched the recording.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use wtrace::TrapCode;
@@ -109,6 +110,9 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
         )),
     }
 
+    if let Some(registers) = &replay.registers {
+        output::note(&describe_registers(registers));
+    }
     let failures = failed_expectations(args, expect_trap.as_ref(), expected_stdout.as_deref(), &replay);
     if !failures.is_empty() {
         return Err(CliError::new(ExitCode::ExpectationFailed, failures.join("; "), None));
@@ -154,6 +158,23 @@ fn failed_expectations(
         ));
     }
     failures
+}
+
+/// One line on how the replayed trap's native state compares with the recorded one.
+fn describe_registers(registers: &replayer::native::RegisterComparison) -> String {
+    let mut text = format!(
+        "native state: {} signal, {} Wasm PCs; {} of {} address-independent registers match ({} holding addresses not compared)",
+        if registers.same_signal { "same" } else { "different" },
+        if registers.same_wasm_pcs { "same" } else { "different" },
+        registers.compared - registers.differing.len(),
+        registers.compared,
+        registers.addresses
+    );
+    if !registers.differing.is_empty() {
+        let names: Vec<&str> = registers.differing.iter().map(|(name, _, _)| name.as_str()).collect();
+        let _ = write!(text, "; differ: {}", names.join(", "));
+    }
+    text
 }
 
 fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {

@@ -140,5 +140,40 @@ fn trap_line(f: &mut Formatter<'_>, trap: &Trap) -> fmt::Result {
         }
         NativeCapture::Missing(_) => {}
     }
-    write!(f, ": {}", trap.message)
+    write!(f, ": {}", trap.message)?;
+    if let NativeCapture::Captured(snapshot) = &trap.native {
+        register_file(f, snapshot)?;
+    }
+    Ok(())
+}
+
+/// The register file on indented lines after a trap, as a debugger shows it: four 64-bit
+/// registers or two vector registers a line, then the frame walk.
+fn register_file(f: &mut Formatter<'_>, snapshot: &crate::NativeSnapshot) -> fmt::Result {
+    use crate::RegisterValue;
+    let registers = snapshot.registers();
+    let (narrow, wide): (Vec<_>, Vec<_>) =
+        registers.iter().partition(|(_, v)| matches!(v, RegisterValue::U64(_)));
+    for line in narrow.chunks(4) {
+        f.write_str("\n   ")?;
+        for (name, value) in line {
+            write!(f, " {name:>6} {value}")?;
+        }
+    }
+    for line in wide.chunks(2) {
+        f.write_str("\n   ")?;
+        for (name, value) in line {
+            write!(f, " {name:>6} {value}")?;
+        }
+    }
+    if let Some(address) = snapshot.fault_address {
+        write!(f, "\n    fault address {address:#x}, si_code {}", snapshot.si_code)?;
+    }
+    for (i, frame) in snapshot.stack.iter().enumerate() {
+        write!(f, "\n    frame {i}: pc {:#x} fp {:#x}", frame.pc, frame.fp)?;
+        if let Some(pc) = frame.wasm_pc {
+            write!(f, " (Wasm PC {pc:#x})")?;
+        }
+    }
+    Ok(())
 }
