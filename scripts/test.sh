@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v zstd >/dev/null || missing+=(zstd)
 command -v jq >/dev/null || missing+=(jq)
+# Cross checks of the call-injection stubs: aarch64 runs under qemu-user, linked by the cross gcc.
+command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
+command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
@@ -17,7 +20,12 @@ fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 # The guest programs under tests/guests are built for WASI preview 1 by the tests themselves.
-rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+for target in wasm32-wasip1 aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin; do
+  rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target"
+done
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
+export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -27,6 +35,13 @@ echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
+echo "== call injection on aarch64 (cross-compiled, run under qemu-aarch64)"
+cargo clippy -p wtrace-inject --target aarch64-unknown-linux-gnu --all-targets --locked -- -D warnings
+cargo test -p wtrace-inject --target aarch64-unknown-linux-gnu --locked 2>&1 | tee -a "$log"
+echo "== inject type-checks for macOS"
+for target in x86_64-apple-darwin aarch64-apple-darwin; do
+  cargo clippy -p wtrace-inject --target "$target" --locked -- -D warnings
+done
 echo "== fuzz (short run)"
 scripts/fuzz.sh "${WTRACE_FUZZ_SECONDS:-10}"
 # One closing line for the whole suite (cargo prints one per test binary).

@@ -5,23 +5,36 @@
 //! every register bit-exactly and resumes at the faulting instruction. That instruction faults
 //! again and is handed back (`false`), so the runtime handles it as usual.
 //!
-//! This is the one crate with `unsafe` code; every block carries a `// SAFETY:` comment. It has
-//! no Wasmtime dependency: the recorder wires [`handle_signal`] into Wasmtime's per-store
-//! signal hook.
+//! This is the one crate with `unsafe` code; every block carries a `// SAFETY:` comment. It
+//! depends on nothing that compiles C (no Wasmtime, no trace format), so it type-checks for
+//! Apple targets without their SDK; the replayer wires [`handle_signal`] into Wasmtime's
+//! per-store signal hook and turns a [`Capture`] into a trace snapshot.
 //!
-//! Implemented: the register-only strategy on x86_64 Linux. Elsewhere [`arm`] reports
-//! [`Unsupported`] and [`handle_signal`] declines every signal.
+//! Implemented: the register-only strategy on x86_64 and aarch64 Linux. Elsewhere [`arm`]
+//! reports [`Unsupported`] and [`handle_signal`] declines every signal.
 #![allow(unsafe_code)]
 
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+mod linux_aarch64;
+#[cfg(all(test, target_os = "linux", target_arch = "aarch64"))]
+mod linux_aarch64_tests;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 mod linux_x86_64;
 #[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
 mod linux_x86_64_tests;
 
-use wtrace_traces::{Arch, NativeSnapshot, Signal};
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+use linux_aarch64 as platform;
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+use linux_x86_64 as platform;
+
+/// Whether this build can capture (an architecture and OS with a stub).
+const SUPPORTED: bool = cfg!(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")));
 
 /// The interrupted thread's registers, as the signal context held them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+// One variant per architecture, copied once per trap: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum RawRegisters {
     /// x86_64.
     X86_64 {
@@ -39,6 +52,23 @@ pub enum RawRegisters {
         fcw: u16,
         /// x87 status word.
         fsw: u16,
+    },
+    /// aarch64.
+    Aarch64 {
+        /// `x0`–`x30`.
+        x: [u64; 31],
+        /// Stack pointer.
+        sp: u64,
+        /// Program counter.
+        pc: u64,
+        /// The NZCV flags (bits 28–31).
+        nzcv: u64,
+        /// `q0`–`q31`.
+        q: [u128; 32],
+        /// Floating-point status.
+        fpsr: u32,
+        /// Floating-point control.
+        fpcr: u32,
     },
 }
 
@@ -63,6 +93,7 @@ impl Capture {
     pub fn pc(&self) -> u64 {
         match self.registers {
             RawRegisters::X86_64 { rip, .. } => rip,
+            RawRegisters::Aarch64 { pc, .. } => pc,
         }
     }
 
@@ -70,6 +101,7 @@ impl Capture {
     pub fn sp(&self) -> u64 {
         match self.registers {
             RawRegisters::X86_64 { gprs, .. } => gprs[7],
+            RawRegisters::Aarch64 { sp, .. } => sp,
         }
     }
 
@@ -77,37 +109,7 @@ impl Capture {
     pub fn fp(&self) -> u64 {
         match self.registers {
             RawRegisters::X86_64 { gprs, .. } => gprs[6],
-        }
-    }
-
-    /// The capture as a trace snapshot; the Wasm PC and the stack walk are left for the caller,
-    /// which knows the module.
-    pub fn to_snapshot(&self) -> NativeSnapshot {
-        let signal = match self.signal {
-            libc::SIGSEGV => Signal::Segv,
-            libc::SIGBUS => Signal::Bus,
-            libc::SIGILL => Signal::Ill,
-            libc::SIGFPE => Signal::Fpe,
-            libc::SIGTRAP => Signal::Trap,
-            other => Signal::Other(other),
-        };
-        let memory_fault = matches!(signal, Signal::Segv | Signal::Bus);
-        match self.registers {
-            RawRegisters::X86_64 { gprs, rip, rflags, xmm, mxcsr, fcw, fsw } => NativeSnapshot {
-                arch: Arch::X86_64,
-                signal,
-                si_code: self.si_code,
-                fault_address: memory_fault.then_some(self.fault_address),
-                pc: rip,
-                sp: gprs[7],
-                fp: gprs[6],
-                flags: rflags,
-                gprs: gprs.to_vec(),
-                vregs: xmm.to_vec(),
-                extra: vec![u64::from(mxcsr), u64::from(fcw), u64::from(fsw)],
-                wasm_pc: None,
-                stack: Vec::new(),
-            },
+            RawRegisters::Aarch64 { x, .. } => x[29],
         }
     }
 }
@@ -120,14 +122,14 @@ pub struct Unsupported;
 /// This thread's capture, armed until dropped. Not `Send`: it belongs to the thread that
 /// armed it.
 pub struct Armed {
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-    slot: *mut linux_x86_64::Slot,
+    #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+    slot: *mut platform::Slot,
 }
 
 impl Drop for Armed {
     fn drop(&mut self) {
-        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-        linux_x86_64::disarm(self.slot);
+        #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+        platform::disarm(self.slot);
     }
 }
 
@@ -136,11 +138,11 @@ impl Drop for Armed {
 /// ordinary context on the faulting thread, with the interrupted state. Arming again replaces
 /// the previous arming of this thread.
 pub fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)>) -> Result<Armed, Unsupported> {
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
-        Ok(Armed { slot: linux_x86_64::arm(ranges, callback) })
+        Ok(Armed { slot: platform::arm(ranges, callback) })
     }
-    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
     {
         let _ = (ranges, callback);
         Err(Unsupported)
@@ -160,14 +162,37 @@ pub unsafe fn handle_signal(
     info: *const libc::siginfo_t,
     context: *mut libc::c_void,
 ) -> bool {
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         // SAFETY: forwarded from this function's own contract.
-        unsafe { linux_x86_64::handle(signum, info, context) }
+        unsafe { platform::handle(signum, info, context) }
     }
-    #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+    #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
     {
         let _ = (signum, info, context);
         false
+    }
+}
+
+/// Whether capture works in this build.
+pub fn supported() -> bool {
+    SUPPORTED
+}
+
+/// The calling thread's stack bounds, `(0, 0)` when unknown (a frame walk then stops at once).
+#[cfg(target_os = "linux")]
+fn thread_stack() -> (u64, u64) {
+    // SAFETY: `pthread_getattr_np` fills the zeroed attribute object for the calling thread,
+    // `pthread_attr_getstack` reads it, and it is destroyed before returning.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &raw mut attr) != 0 {
+            return (0, 0);
+        }
+        let mut base: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let ok = libc::pthread_attr_getstack(&raw const attr, &raw mut base, &raw mut size) == 0;
+        libc::pthread_attr_destroy(&raw mut attr);
+        if ok { (base as u64, base as u64 + size as u64) } else { (0, 0) }
     }
 }

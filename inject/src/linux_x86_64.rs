@@ -100,7 +100,7 @@ pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)
         fcw: 0,
         fsw: 0,
         ranges,
-        stack: thread_stack(),
+        stack: crate::thread_stack(),
         callback,
         xsave_buffer,
     }));
@@ -111,23 +111,6 @@ pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)
         drop(unsafe { Box::from_raw(old) });
     }
     slot
-}
-
-/// The calling thread's stack bounds, `(0, 0)` when unknown (the walk then stops at once).
-fn thread_stack() -> (u64, u64) {
-    // SAFETY: `pthread_getattr_np` fills the zeroed attribute object for the calling thread,
-    // `pthread_attr_getstack` reads it, and it is destroyed before returning.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-        if libc::pthread_getattr_np(libc::pthread_self(), &raw mut attr) != 0 {
-            return (0, 0);
-        }
-        let mut base: *mut c_void = std::ptr::null_mut();
-        let mut size: libc::size_t = 0;
-        let ok = libc::pthread_attr_getstack(&raw const attr, &raw mut base, &raw mut size) == 0;
-        libc::pthread_attr_destroy(&raw mut attr);
-        if ok { (base as u64, base as u64 + size as u64) } else { (0, 0) }
-    }
 }
 
 /// Walks the frame-pointer chain from the interrupted state: `(pc, fp)` for the faulting

@@ -258,7 +258,9 @@ fn check(
     let capture = &captures[0];
     assert_eq!(capture.signal, signal, "{name}");
     let rsp = SAVED_RSP.load(Ordering::SeqCst);
-    let RawRegisters::X86_64 { gprs, rip, rflags, xmm, mxcsr, .. } = capture.registers;
+    let RawRegisters::X86_64 { gprs, rip, rflags, xmm, mxcsr, .. } = capture.registers else {
+        panic!("{name}: not x86_64 registers")
+    };
     assert_eq!(rip, fault as usize as u64, "{name}: rip");
     for (i, (seen, want)) in gprs.iter().zip(input.gprs).enumerate() {
         let want = if i == 7 { rsp } else { want };
@@ -274,11 +276,6 @@ fn check(
     }
     assert_eq!(output.rflags & FLAGS, input.rflags & FLAGS, "{name}: rflags after resuming");
     assert_eq!(output.xmm, input.xmm, "{name}: xmm after resuming");
-    let snapshot = capture.to_snapshot();
-    assert_eq!(
-        snapshot.registers().iter().find(|(n, _)| n == "rip").map(|(_, v)| v.to_string()),
-        Some(format!("{rip:#018x}"))
-    );
 }
 
 #[test]
@@ -308,7 +305,6 @@ fn bad_load_round_trip() {
         &input,
     );
     assert_eq!(captures[0].fault_address, 0x10);
-    assert_eq!(captures[0].to_snapshot().fault_address, Some(0x10));
     check(
         "load",
         wtrace_test_load,

@@ -91,7 +91,7 @@ impl NativeCapturer {
             });
             return;
         };
-        let mut snapshot: NativeSnapshot = capture.to_snapshot();
+        let mut snapshot = snapshot_of(&capture);
         snapshot.wasm_pc = self.wasm_pc(capture.pc());
         snapshot.stack = capture
             .frames
@@ -118,6 +118,58 @@ impl NativeCapturer {
             }
         }
         trap.native = NativeCapture::Captured(Box::new(snapshot));
+    }
+}
+
+/// A capture as a trace snapshot; the Wasm PC and the stack are filled in by the caller.
+pub fn snapshot_of(capture: &Capture) -> NativeSnapshot {
+    use wtrace_inject::RawRegisters;
+    use wtrace_traces::{Arch, Signal};
+    let signal = match capture.signal {
+        libc::SIGSEGV => Signal::Segv,
+        libc::SIGBUS => Signal::Bus,
+        libc::SIGILL => Signal::Ill,
+        libc::SIGFPE => Signal::Fpe,
+        libc::SIGTRAP => Signal::Trap,
+        other => Signal::Other(other),
+    };
+    let fault_address = matches!(signal, Signal::Segv | Signal::Bus).then_some(capture.fault_address);
+    let (arch, pc, sp, fp, flags, gprs, vregs, extra) = match capture.registers {
+        RawRegisters::X86_64 { gprs, rip, rflags, xmm, mxcsr, fcw, fsw } => (
+            Arch::X86_64,
+            rip,
+            gprs[7],
+            gprs[6],
+            rflags,
+            gprs.to_vec(),
+            xmm.to_vec(),
+            vec![u64::from(mxcsr), u64::from(fcw), u64::from(fsw)],
+        ),
+        RawRegisters::Aarch64 { x, sp, pc, nzcv, q, fpsr, fpcr } => (
+            Arch::Aarch64,
+            pc,
+            sp,
+            x[29],
+            nzcv,
+            x.to_vec(),
+            q.to_vec(),
+            vec![u64::from(fpsr), u64::from(fpcr)],
+        ),
+    };
+    NativeSnapshot {
+        arch,
+        signal,
+        si_code: capture.si_code,
+        fault_address,
+        pc,
+        sp,
+        fp,
+        flags,
+        gprs,
+        vregs,
+        extra,
+        wasm_pc: None,
+        stack: Vec::new(),
     }
 }
 

@@ -1,0 +1,297 @@
+//! Stub round trips on aarch64 Linux (run under `qemu-aarch64` by the test script), the same
+//! as the x86_64 ones: patterns in x0–x30, NZCV and q0–q31; fault; check the callback saw
+//! exactly those values; resume at a test-only address; check every register came back.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use libc::{c_int, c_void, siginfo_t, ucontext_t};
+
+use crate::{Capture, RawRegisters, arm, handle_signal};
+
+#[repr(C, align(16))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Regs {
+    x: [u64; 31],
+    sp: u64,
+    nzcv: u64,
+    _pad: u64,
+    q: [u128; 32],
+}
+
+static SAVED_SP: AtomicU64 = AtomicU64::new(0);
+static RESULTS: AtomicU64 = AtomicU64::new(0);
+static FAULT_SITE: AtomicUsize = AtomicUsize::new(0);
+static RESUME: AtomicUsize = AtomicUsize::new(0);
+static SERIAL: Mutex<()> = Mutex::new(());
+
+macro_rules! fault_function {
+    ($name:literal, $fault:literal) => {
+        std::arch::global_asm!(
+            ".pushsection .text.wtrace_inject_test,\"ax\",@progbits",
+            ".p2align 4",
+            concat!(".globl wtrace_test_", $name),
+            concat!("wtrace_test_", $name, ":"),
+            "stp x29, x30, [sp, #-96]!",
+            "stp x19, x20, [sp, #16]",
+            "stp x21, x22, [sp, #32]",
+            "stp x23, x24, [sp, #48]",
+            "stp x25, x26, [sp, #64]",
+            "stp x27, x28, [sp, #80]",
+            "stp d8, d9, [sp, #-64]!",
+            "stp d10, d11, [sp, #16]",
+            "stp d12, d13, [sp, #32]",
+            "stp d14, d15, [sp, #48]",
+            "adrp x2, {saved_sp}",
+            "add x2, x2, :lo12:{saved_sp}",
+            "mov x3, sp",
+            "str x3, [x2]",
+            "adrp x2, {results}",
+            "add x2, x2, :lo12:{results}",
+            "str x1, [x2]",
+            "ldr x2, [x0, #256]",
+            "msr nzcv, x2",
+            "ldp q0, q1, [x0, #272]",
+            "ldp q2, q3, [x0, #304]",
+            "ldp q4, q5, [x0, #336]",
+            "ldp q6, q7, [x0, #368]",
+            "ldp q8, q9, [x0, #400]",
+            "ldp q10, q11, [x0, #432]",
+            "ldp q12, q13, [x0, #464]",
+            "ldp q14, q15, [x0, #496]",
+            "ldp q16, q17, [x0, #528]",
+            "ldp q18, q19, [x0, #560]",
+            "ldp q20, q21, [x0, #592]",
+            "ldp q22, q23, [x0, #624]",
+            "ldp q24, q25, [x0, #656]",
+            "ldp q26, q27, [x0, #688]",
+            "ldp q28, q29, [x0, #720]",
+            "ldp q30, q31, [x0, #752]",
+            "ldr x1, [x0, #8]",
+            "ldp x2, x3, [x0, #16]",
+            "ldp x4, x5, [x0, #32]",
+            "ldp x6, x7, [x0, #48]",
+            "ldp x8, x9, [x0, #64]",
+            "ldp x10, x11, [x0, #80]",
+            "ldp x12, x13, [x0, #96]",
+            "ldp x14, x15, [x0, #112]",
+            "ldp x16, x17, [x0, #128]",
+            "ldp x18, x19, [x0, #144]",
+            "ldp x20, x21, [x0, #160]",
+            "ldp x22, x23, [x0, #176]",
+            "ldp x24, x25, [x0, #192]",
+            "ldp x26, x27, [x0, #208]",
+            "ldp x28, x29, [x0, #224]",
+            "ldr x30, [x0, #240]",
+            "ldr x0, [x0]",
+            concat!(".globl wtrace_test_", $name, "_fault"),
+            concat!("wtrace_test_", $name, "_fault:"),
+            $fault,
+            concat!(".globl wtrace_test_", $name, "_resume"),
+            concat!("wtrace_test_", $name, "_resume:"),
+            "stp x0, x1, [sp, #-16]!",
+            "adrp x0, {results}",
+            "add x0, x0, :lo12:{results}",
+            "ldr x0, [x0]",
+            "stp x2, x3, [x0, #16]",
+            "stp x4, x5, [x0, #32]",
+            "stp x6, x7, [x0, #48]",
+            "stp x8, x9, [x0, #64]",
+            "stp x10, x11, [x0, #80]",
+            "stp x12, x13, [x0, #96]",
+            "stp x14, x15, [x0, #112]",
+            "stp x16, x17, [x0, #128]",
+            "stp x18, x19, [x0, #144]",
+            "stp x20, x21, [x0, #160]",
+            "stp x22, x23, [x0, #176]",
+            "stp x24, x25, [x0, #192]",
+            "stp x26, x27, [x0, #208]",
+            "stp x28, x29, [x0, #224]",
+            "str x30, [x0, #240]",
+            "ldp x2, x3, [sp], #16",
+            "stp x2, x3, [x0, #0]",
+            "mov x2, sp",
+            "str x2, [x0, #248]",
+            "mrs x2, nzcv",
+            "str x2, [x0, #256]",
+            "stp q0, q1, [x0, #272]",
+            "stp q2, q3, [x0, #304]",
+            "stp q4, q5, [x0, #336]",
+            "stp q6, q7, [x0, #368]",
+            "stp q8, q9, [x0, #400]",
+            "stp q10, q11, [x0, #432]",
+            "stp q12, q13, [x0, #464]",
+            "stp q14, q15, [x0, #496]",
+            "stp q16, q17, [x0, #528]",
+            "stp q18, q19, [x0, #560]",
+            "stp q20, q21, [x0, #592]",
+            "stp q22, q23, [x0, #624]",
+            "stp q24, q25, [x0, #656]",
+            "stp q26, q27, [x0, #688]",
+            "stp q28, q29, [x0, #720]",
+            "stp q30, q31, [x0, #752]",
+            "adrp x2, {saved_sp}",
+            "add x2, x2, :lo12:{saved_sp}",
+            "ldr x2, [x2]",
+            "mov sp, x2",
+            "ldp d10, d11, [sp, #16]",
+            "ldp d12, d13, [sp, #32]",
+            "ldp d14, d15, [sp, #48]",
+            "ldp d8, d9, [sp], #64",
+            "ldp x19, x20, [sp, #16]",
+            "ldp x21, x22, [sp, #32]",
+            "ldp x23, x24, [sp, #48]",
+            "ldp x25, x26, [sp, #64]",
+            "ldp x27, x28, [sp, #80]",
+            "ldp x29, x30, [sp], #96",
+            "ret",
+            concat!(".globl wtrace_test_", $name, "_end"),
+            concat!("wtrace_test_", $name, "_end:"),
+            ".popsection",
+            saved_sp = sym SAVED_SP,
+            results = sym RESULTS,
+        );
+    };
+}
+
+fault_function!("udf", "udf #0x1234");
+fault_function!("load", "ldr x11, [x10]");
+
+unsafe extern "C" {
+    fn wtrace_test_udf(patterns: *const Regs, results: *mut Regs);
+    fn wtrace_test_udf_fault();
+    fn wtrace_test_udf_resume();
+    fn wtrace_test_udf_end();
+    fn wtrace_test_load(patterns: *const Regs, results: *mut Regs);
+    fn wtrace_test_load_fault();
+    fn wtrace_test_load_resume();
+    fn wtrace_test_load_end();
+}
+
+extern "C" fn on_fault(signum: c_int, info: *mut siginfo_t, context: *mut c_void) {
+    // SAFETY: called by the kernel as an SA_SIGINFO handler with its own arguments.
+    if unsafe { handle_signal(signum, info, context) } {
+        return;
+    }
+    // SAFETY: the kernel passed a valid ucontext for this signal.
+    let uc = unsafe { &mut *context.cast::<ucontext_t>() };
+    if uc.uc_mcontext.pc as usize == FAULT_SITE.load(Ordering::SeqCst) {
+        uc.uc_mcontext.pc = RESUME.load(Ordering::SeqCst) as u64;
+    } else {
+        // SAFETY: abort is async-signal-safe.
+        unsafe { libc::abort() };
+    }
+}
+
+fn install_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for signal in [libc::SIGILL, libc::SIGSEGV, libc::SIGBUS] {
+            // SAFETY: as in the x86_64 tests.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_fault as *const () as usize;
+                action.sa_flags = libc::SA_SIGINFO;
+                libc::sigemptyset(&raw mut action.sa_mask);
+                assert_eq!(libc::sigaction(signal, &raw const action, std::ptr::null_mut()), 0);
+            }
+        }
+    });
+}
+
+fn patterns(seed: u64) -> Regs {
+    let mut x = seed;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut regs = Regs { x: [0; 31], sp: 0, nzcv: 0xa000_0000, _pad: 0, q: [0; 32] };
+    for r in &mut regs.x {
+        *r = next();
+    }
+    for q in &mut regs.q {
+        *q = u128::from(next()) << 64 | u128::from(next());
+    }
+    regs
+}
+
+type TestFn = unsafe extern "C" fn(*const Regs, *mut Regs);
+
+fn check(
+    name: &str,
+    function: TestFn,
+    fault: unsafe extern "C" fn(),
+    resume: unsafe extern "C" fn(),
+    end: unsafe extern "C" fn(),
+    input: &Regs,
+    signal: c_int,
+) -> Capture {
+    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    install_handler();
+    FAULT_SITE.store(fault as *const () as usize, Ordering::SeqCst);
+    RESUME.store(resume as *const () as usize, Ordering::SeqCst);
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = std::rc::Rc::clone(&seen);
+    let armed = arm(
+        vec![(function as *const () as usize, end as *const () as usize)],
+        Box::new(move |c: &Capture| sink.borrow_mut().push(c.clone())),
+    )
+    .expect("aarch64 Linux is supported");
+    let mut output = Regs { x: [0; 31], sp: 0, nzcv: 0, _pad: 0, q: [0; 32] };
+    // SAFETY: the test function follows the C ABI, preserves callee-saved registers and the
+    // stack, reads `input` and writes `output`.
+    unsafe { function(input, &raw mut output) };
+    drop(armed);
+    let captures = seen.borrow().clone();
+    assert_eq!(captures.len(), 1, "{name}: exactly one capture");
+    let capture = captures[0].clone();
+    assert_eq!(capture.signal, signal, "{name}");
+    let sp = SAVED_SP.load(Ordering::SeqCst);
+    let RawRegisters::Aarch64 { x, sp: seen_sp, pc, nzcv, q, .. } = capture.registers else {
+        panic!("{name}: not aarch64")
+    };
+    assert_eq!(pc, fault as *const () as usize as u64, "{name}: pc");
+    assert_eq!(seen_sp, sp, "{name}: sp");
+    assert_eq!(x, input.x, "{name}: callback saw x0-x30");
+    assert_eq!(nzcv, input.nzcv, "{name}: callback saw nzcv");
+    assert_eq!(q, input.q, "{name}: callback saw q0-q31");
+    assert_eq!(output.x, input.x, "{name}: x0-x30 after resuming");
+    assert_eq!(output.sp, sp, "{name}: sp after resuming");
+    assert_eq!(output.nzcv, input.nzcv, "{name}: nzcv after resuming");
+    assert_eq!(output.q, input.q, "{name}: q0-q31 after resuming");
+    capture
+}
+
+#[test]
+fn undefined_instruction_round_trip() {
+    for seed in [0x9e37_79b9_7f4a_7c15, 0x2545_f491_4f6c_dd1d] {
+        check(
+            "udf",
+            wtrace_test_udf,
+            wtrace_test_udf_fault,
+            wtrace_test_udf_resume,
+            wtrace_test_udf_end,
+            &patterns(seed),
+            libc::SIGILL,
+        );
+    }
+}
+
+#[test]
+fn bad_load_round_trip() {
+    let mut input = patterns(0x1234_5678_9abc_def1);
+    input.x[10] = 0x10;
+    let capture = check(
+        "load",
+        wtrace_test_load,
+        wtrace_test_load_fault,
+        wtrace_test_load_resume,
+        wtrace_test_load_end,
+        &input,
+        libc::SIGSEGV,
+    );
+    assert_eq!(capture.fault_address, 0x10);
+    assert_eq!(capture.fp(), input.x[29]);
+}
