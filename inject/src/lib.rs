@@ -114,6 +114,19 @@ impl Capture {
     }
 }
 
+/// How the interrupted state reaches the stub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// The state stays in the thread's slot; the context's PC, SP and one argument register
+    /// change (Linux).
+    #[default]
+    RegisterOnly,
+    /// The state is pushed onto the guest stack below the red zone and the stub restores it
+    /// from there: what a Mach exception handler on another thread must do (macOS). x86_64 only
+    /// so far; on Linux it runs from the same signal hook, for testing.
+    StackPush,
+}
+
 /// Call injection is not available on this platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("call injection is not implemented for {}-{}", std::env::consts::ARCH, std::env::consts::OS)]
@@ -138,13 +151,29 @@ impl Drop for Armed {
 /// ordinary context on the faulting thread, with the interrupted state. Arming again replaces
 /// the previous arming of this thread.
 pub fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)>) -> Result<Armed, Unsupported> {
-    #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+    arm_with(ranges, callback, Strategy::RegisterOnly)
+}
+
+/// [`arm`] with a chosen [`Strategy`].
+pub fn arm_with(
+    ranges: Vec<(usize, usize)>,
+    callback: Box<dyn FnMut(&Capture)>,
+    strategy: Strategy,
+) -> Result<Armed, Unsupported> {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     {
+        Ok(Armed { slot: platform::arm(ranges, callback, strategy) })
+    }
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    {
+        if strategy != Strategy::RegisterOnly {
+            return Err(Unsupported);
+        }
         Ok(Armed { slot: platform::arm(ranges, callback) })
     }
     #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
     {
-        let _ = (ranges, callback);
+        let _ = (ranges, callback, strategy);
         Err(Unsupported)
     }
 }

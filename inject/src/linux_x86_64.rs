@@ -4,6 +4,13 @@
 //! calls [`deliver`] in ordinary context, restores every register and returns to the
 //! faulting instruction with the original RSP. That instruction faults again and the handler,
 //! seeing it delivered, hands it on.
+//!
+//! The stack-push strategy (the macOS approach, where a Mach exception handler on another
+//! thread cannot reach the faulting thread's slot) is here too, over an abstract
+//! [`ThreadState`]: the handler pushes the interrupted state onto the guest stack below the red
+//! zone as a [`PushedState`] block, points RSP at it and RIP at [`STUB_PUSHED`], which restores
+//! every register from the block. On Linux it runs from the same signal hook, so it is tested
+//! for real.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -53,6 +60,7 @@ pub(crate) struct Slot {
     callback: Box<dyn FnMut(&Capture)>,
     /// Owns the `xsave` area.
     xsave_buffer: Vec<u8>,
+    strategy: crate::Strategy,
 }
 
 // The offsets the stub relies on.
@@ -79,8 +87,13 @@ fn xsave_size() -> usize {
 }
 
 /// Arms capture on this thread; see [`crate::arm`].
-pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)>) -> *mut Slot {
+pub(crate) fn arm(
+    ranges: Vec<(usize, usize)>,
+    callback: Box<dyn FnMut(&Capture)>,
+    strategy: crate::Strategy,
+) -> *mut Slot {
     let size = xsave_size();
+    XSAVE_SIZE.store(size as u64 + 64, Ordering::Relaxed);
     let mut xsave_buffer = vec![0u8; size + 64];
     let align = xsave_buffer.as_ptr().align_offset(64);
     let xsave = xsave_buffer[align..].as_mut_ptr();
@@ -103,6 +116,7 @@ pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)
         stack: crate::thread_stack(),
         callback,
         xsave_buffer,
+        strategy,
     }));
     let old = SLOT.with(|s| s.replace(slot));
     if !old.is_null() {
@@ -220,6 +234,20 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
         slot.fcw = fp.cwd;
         slot.fsw = fp.swd;
     }
+    if slot.strategy == crate::Strategy::StackPush {
+        let mut state = ThreadState { gprs: slot.gprs, rip: pc, rflags: slot.rflags };
+        let info = (signum, slot.si_code, slot.fault_address);
+        // SAFETY: the interrupted RSP is on this thread's stack, which is mapped and writable
+        // below the red zone far enough for the block (Wasm code leaves the host's share of
+        // the stack free below its own limit).
+        unsafe { push_state(&mut state, info) };
+        slot.fault_pc = pc;
+        slot.state.store(CAPTURING, Ordering::Relaxed);
+        gregs[libc::REG_RSP as usize] = state.gprs[7] as i64;
+        gregs[libc::REG_RDI as usize] = state.gprs[5] as i64;
+        gregs[libc::REG_RIP as usize] = state.rip as i64;
+        return true;
+    }
     // The stub's return frame sits just below the red zone; its own frame below that.
     let sp = slot.gprs[7];
     slot.return_sp = sp - RED_ZONE - 16;
@@ -230,6 +258,99 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     gregs[libc::REG_RIP as usize] = STUB as usize as i64;
     gregs[libc::REG_RDI as usize] = std::ptr::from_mut(slot) as i64;
     true
+}
+
+/// The general-purpose state a thread-state API (`thread_get_state` on macOS, the signal
+/// context on Linux) gives for x86_64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ThreadState {
+    /// `rax rbx rcx rdx rsi rdi rbp rsp r8 … r15`.
+    pub(crate) gprs: [u64; 16],
+    pub(crate) rip: u64,
+    pub(crate) rflags: u64,
+}
+
+/// The block the stack-push strategy writes below the red zone (offsets used by the stub).
+#[repr(C, align(64))]
+struct PushedState {
+    /// Offset 0; `rdi` at 40.
+    gprs: [u64; 16],
+    /// Offset 128.
+    rip: u64,
+    /// Offset 136.
+    rflags: u64,
+    /// Offset 144: the return frame `[rflags, rip]`, just below the red zone.
+    return_sp: u64,
+    signal: i32,
+    si_code: i32,
+    fault_address: u64,
+}
+
+const _: () = {
+    assert!(std::mem::offset_of!(PushedState, rip) == 128);
+    assert!(std::mem::offset_of!(PushedState, return_sp) == 144);
+};
+
+/// Bytes the pushed stub reserves for `xsave` (the area's size plus alignment slack).
+static XSAVE_SIZE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(4096);
+
+/// The stack-push strategy on an abstract thread state: writes the return frame and a
+/// [`PushedState`] block below the red zone of `state`'s stack and redirects `state` to the
+/// pushed stub with RDI pointing at the block. Only RSP, RDI and RIP change in `state`.
+///
+/// # Safety
+/// `state` must be the interrupted state of a thread that is not running, whose stack below
+/// `state.gprs[7] - 128` is mapped and writable for at least 256 bytes.
+pub(crate) unsafe fn push_state(state: &mut ThreadState, (signal, si_code, fault_address): (i32, i32, u64)) {
+    let sp = state.gprs[7];
+    let return_sp = sp - RED_ZONE - 16;
+    let block = (return_sp - size_of::<PushedState>() as u64) & !63;
+    // SAFETY: both writes are below the red zone of a stopped thread's stack (the caller's
+    // contract); the return frame is 8-aligned and the block 64-aligned.
+    unsafe {
+        let frame = return_sp as *mut u64;
+        frame.write(state.rflags);
+        frame.add(1).write(state.rip);
+        (block as *mut PushedState).write(PushedState {
+            gprs: state.gprs,
+            rip: state.rip,
+            rflags: state.rflags,
+            return_sp,
+            signal,
+            si_code,
+            fault_address,
+        });
+    }
+    state.gprs[7] = block;
+    state.gprs[5] = block;
+    state.rip = STUB_PUSHED as usize as u64;
+}
+
+/// Called by the pushed stub in ordinary context with the block and its `xsave` area.
+extern "C" fn deliver_pushed(block: *const PushedState, xsave: *const u8) {
+    let slot = SLOT.with(Cell::get);
+    if slot.is_null() {
+        return;
+    }
+    // SAFETY: the stub passes the block the handler pushed (live until the stub returns) and
+    // the `xsave` area it just filled, whose legacy region holds FCW at 0, FSW at 2, MXCSR at
+    // 24 and xmm0-15 from 160; the slot is this thread's own, live while armed.
+    unsafe {
+        let (block, slot) = (&*block, &mut *slot);
+        slot.gprs = block.gprs;
+        slot.rip = block.rip;
+        slot.rflags = block.rflags;
+        slot.signal = block.signal;
+        slot.si_code = block.si_code;
+        slot.fault_address = block.fault_address;
+        slot.fcw = xsave.cast::<u16>().read_unaligned();
+        slot.fsw = xsave.add(2).cast::<u16>().read_unaligned();
+        slot.mxcsr = xsave.add(24).cast::<u32>().read_unaligned();
+        for (i, xmm) in slot.vregs.iter_mut().enumerate() {
+            *xmm = xsave.add(160 + 16 * i).cast::<u128>().read_unaligned();
+        }
+    }
+    deliver(slot);
 }
 
 /// Called by the stub in ordinary context: hands the capture to the callback.
@@ -269,6 +390,74 @@ unsafe extern "C" {
 
 /// Address of the stub.
 const STUB: unsafe extern "C" fn() = stub_symbol;
+
+unsafe extern "C" {
+    /// The stack-push stub (see the second `global_asm!` below). Never called from Rust.
+    #[link_name = "wtrace_inject_stub_x86_64_pushed"]
+    fn stub_pushed_symbol();
+}
+
+/// Address of the stack-push stub.
+const STUB_PUSHED: unsafe extern "C" fn() = stub_pushed_symbol;
+
+// The stack-push stub. On entry: RSP = RDI = the 64-aligned block, which holds every
+// interrupted GPR; the return frame `[rflags, rip]` is at `block.return_sp`. It saves the
+// FP/SIMD state itself, so it may use any register until it reloads them all from the block.
+std::arch::global_asm!(
+    ".pushsection .text.wtrace_inject_stub_x86_64_pushed,\"ax\",@progbits",
+    ".p2align 4",
+    ".globl wtrace_inject_stub_x86_64_pushed",
+    ".hidden wtrace_inject_stub_x86_64_pushed",
+    ".type wtrace_inject_stub_x86_64_pushed,@function",
+    "wtrace_inject_stub_x86_64_pushed:",
+    "cld",
+    "mov rbx, rdi",
+    "sub rsp, [rip + {xsave_size}]",
+    "and rsp, -64",
+    "mov r12, rsp",
+    // XRSTOR needs bytes 8..63 of the XSAVE header to be zero; XSAVE writes only the first 8.
+    "xor eax, eax",
+    "mov [r12 + 512], rax",
+    "mov [r12 + 520], rax",
+    "mov [r12 + 528], rax",
+    "mov [r12 + 536], rax",
+    "mov [r12 + 544], rax",
+    "mov [r12 + 552], rax",
+    "mov [r12 + 560], rax",
+    "mov [r12 + 568], rax",
+    "mov eax, -1",
+    "mov edx, -1",
+    "xsave64 [r12]",
+    "mov rdi, rbx",
+    "mov rsi, r12",
+    "call {deliver_pushed}",
+    "mov eax, -1",
+    "mov edx, -1",
+    "xrstor64 [r12]",
+    "mov rdi, rbx",
+    "mov rax, [rdi]",
+    "mov rbx, [rdi + 8]",
+    "mov rcx, [rdi + 16]",
+    "mov rdx, [rdi + 24]",
+    "mov rsi, [rdi + 32]",
+    "mov rbp, [rdi + 48]",
+    "mov r8, [rdi + 64]",
+    "mov r9, [rdi + 72]",
+    "mov r10, [rdi + 80]",
+    "mov r11, [rdi + 88]",
+    "mov r12, [rdi + 96]",
+    "mov r13, [rdi + 104]",
+    "mov r14, [rdi + 112]",
+    "mov r15, [rdi + 120]",
+    "mov rsp, [rdi + 144]",
+    "mov rdi, [rdi + 40]",
+    "popfq",
+    "ret 128",
+    ".size wtrace_inject_stub_x86_64_pushed, . - wtrace_inject_stub_x86_64_pushed",
+    ".popsection",
+    xsave_size = sym XSAVE_SIZE,
+    deliver_pushed = sym deliver_pushed,
+);
 
 // The stub. On entry: RSP = 16-aligned, below the return frame at `slot.return_sp`, which is
 // below the interrupted RSP's red zone; RDI = slot; every other register as interrupted.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use libc::{c_int, c_void, siginfo_t, ucontext_t};
 
-use crate::{Capture, RawRegisters, arm, handle_signal};
+use crate::{Capture, RawRegisters, Strategy, arm, arm_with, handle_signal};
 
 /// Register file as the test functions load and store it.
 #[repr(C, align(16))]
@@ -214,26 +214,50 @@ fn patterns(seed: u64) -> Regs {
 
 type TestFn = unsafe extern "C" fn(*const Regs, *mut Regs);
 
-/// The status flags and DF: what the test sets and checks (IF is always set in user mode).
-const FLAGS: u64 = 0x0cd5;
-
-/// Runs one round trip; returns what the callback saw.
-fn round_trip(
+/// A test function and its labels.
+#[derive(Clone, Copy)]
+struct Site {
     function: TestFn,
     fault: unsafe extern "C" fn(),
     resume: unsafe extern "C" fn(),
     end: unsafe extern "C" fn(),
-    input: &Regs,
-) -> (Regs, Vec<Capture>) {
+}
+
+const UD2: Site = Site {
+    function: wtrace_test_ud2,
+    fault: wtrace_test_ud2_fault,
+    resume: wtrace_test_ud2_resume,
+    end: wtrace_test_ud2_end,
+};
+const LOAD: Site = Site {
+    function: wtrace_test_load,
+    fault: wtrace_test_load_fault,
+    resume: wtrace_test_load_resume,
+    end: wtrace_test_load_end,
+};
+const DIV: Site = Site {
+    function: wtrace_test_div,
+    fault: wtrace_test_div_fault,
+    resume: wtrace_test_div_resume,
+    end: wtrace_test_div_end,
+};
+
+/// The status flags and DF: what the test sets and checks (IF is always set in user mode).
+const FLAGS: u64 = 0x0cd5;
+
+/// Runs one round trip; returns what the callback saw.
+fn round_trip(strategy: Strategy, site: Site, input: &Regs) -> (Regs, Vec<Capture>) {
+    let Site { function, fault, resume, end } = site;
     let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     install_handler();
     FAULT_SITE.store(fault as usize, Ordering::SeqCst);
     RESUME.store(resume as usize, Ordering::SeqCst);
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let sink = std::rc::Rc::clone(&seen);
-    let _armed = arm(
+    let _armed = arm_with(
         vec![(function as usize, end as usize)],
         Box::new(move |c: &Capture| sink.borrow_mut().push(c.clone())),
+        strategy,
     )
     .expect("x86_64 Linux is supported");
     let mut output = Regs { gprs: [0; 16], rflags: 0, _pad: 0, xmm: [0; 16] };
@@ -244,16 +268,10 @@ fn round_trip(
     (output, captures)
 }
 
-fn check(
-    name: &str,
-    function: TestFn,
-    fault: unsafe extern "C" fn(),
-    resume: unsafe extern "C" fn(),
-    end: unsafe extern "C" fn(),
-    input: &Regs,
-    signal: c_int,
-) {
-    let (output, captures) = round_trip(function, fault, resume, end, input);
+fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int) {
+    let fault = site.fault;
+    let (output, captures) = round_trip(strategy, site, input);
+    let name = &format!("{name} ({strategy:?})");
     assert_eq!(captures.len(), 1, "{name}: exactly one capture");
     let capture = &captures[0];
     assert_eq!(capture.signal, signal, "{name}");
@@ -278,57 +296,37 @@ fn check(
     assert_eq!(output.xmm, input.xmm, "{name}: xmm after resuming");
 }
 
+/// Both strategies: the state in the thread's slot (Linux), or pushed onto the guest stack (the
+/// macOS approach, run here from the same signal hook).
+const STRATEGIES: [Strategy; 2] = [Strategy::RegisterOnly, Strategy::StackPush];
+
 #[test]
 fn illegal_instruction_round_trip() {
-    for seed in [0x9e37_79b9_7f4a_7c15, 0x2545_f491_4f6c_dd1d, 1] {
-        check(
-            "ud2",
-            wtrace_test_ud2,
-            wtrace_test_ud2_fault,
-            wtrace_test_ud2_resume,
-            wtrace_test_ud2_end,
-            &patterns(seed),
-            libc::SIGILL,
-        );
+    for strategy in STRATEGIES {
+        for seed in [0x9e37_79b9_7f4a_7c15, 0x2545_f491_4f6c_dd1d, 1] {
+            check(strategy, "ud2", UD2, &patterns(seed), libc::SIGILL);
+        }
     }
 }
 
 #[test]
 fn bad_load_round_trip() {
-    let mut input = patterns(0x1234_5678_9abc_def1);
-    input.gprs[10] = 0x10; // r10: an unmapped address
-    let (_, captures) = round_trip(
-        wtrace_test_load,
-        wtrace_test_load_fault,
-        wtrace_test_load_resume,
-        wtrace_test_load_end,
-        &input,
-    );
-    assert_eq!(captures[0].fault_address, 0x10);
-    check(
-        "load",
-        wtrace_test_load,
-        wtrace_test_load_fault,
-        wtrace_test_load_resume,
-        wtrace_test_load_end,
-        &input,
-        libc::SIGSEGV,
-    );
+    for strategy in STRATEGIES {
+        let mut input = patterns(0x1234_5678_9abc_def1);
+        input.gprs[10] = 0x10; // r10: an unmapped address
+        let (_, captures) = round_trip(strategy, LOAD, &input);
+        assert_eq!(captures[0].fault_address, 0x10, "{strategy:?}");
+        check(strategy, "load", LOAD, &input, libc::SIGSEGV);
+    }
 }
 
 #[test]
 fn divide_by_zero_round_trip() {
-    let mut input = patterns(0x0fed_cba9_8765_4321);
-    input.gprs[9] = 0; // r9: the divisor
-    check(
-        "div",
-        wtrace_test_div,
-        wtrace_test_div_fault,
-        wtrace_test_div_resume,
-        wtrace_test_div_end,
-        &input,
-        libc::SIGFPE,
-    );
+    for strategy in STRATEGIES {
+        let mut input = patterns(0x0fed_cba9_8765_4321);
+        input.gprs[9] = 0; // r9: the divisor
+        check(strategy, "div", DIV, &input, libc::SIGFPE);
+    }
 }
 
 /// A fault outside the armed ranges is not touched.
