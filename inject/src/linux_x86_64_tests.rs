@@ -351,3 +351,101 @@ fn faults_outside_the_ranges_are_declined() {
     assert_eq!(seen.get(), 0);
     assert_eq!(output.gprs[0], input.gprs[0]);
 }
+
+static YMM_RESULTS: AtomicU64 = AtomicU64::new(0);
+
+// Loads ymm0-15 from `rdi` (16 x 32 bytes), faults, and at the resume label stores them to
+// the buffer in YMM_RESULTS. Touches no other register but RAX at the resume label.
+std::arch::global_asm!(
+    ".pushsection .text.wtrace_inject_test,\"ax\",@progbits",
+    ".p2align 4",
+    ".globl wtrace_test_ymm",
+    "wtrace_test_ymm:",
+    "mov [rip + {results}], rsi",
+    "vmovdqu ymm0, [rdi]",
+    "vmovdqu ymm1, [rdi + 32]",
+    "vmovdqu ymm2, [rdi + 64]",
+    "vmovdqu ymm3, [rdi + 96]",
+    "vmovdqu ymm4, [rdi + 128]",
+    "vmovdqu ymm5, [rdi + 160]",
+    "vmovdqu ymm6, [rdi + 192]",
+    "vmovdqu ymm7, [rdi + 224]",
+    "vmovdqu ymm8, [rdi + 256]",
+    "vmovdqu ymm9, [rdi + 288]",
+    "vmovdqu ymm10, [rdi + 320]",
+    "vmovdqu ymm11, [rdi + 352]",
+    "vmovdqu ymm12, [rdi + 384]",
+    "vmovdqu ymm13, [rdi + 416]",
+    "vmovdqu ymm14, [rdi + 448]",
+    "vmovdqu ymm15, [rdi + 480]",
+    ".globl wtrace_test_ymm_fault",
+    "wtrace_test_ymm_fault:",
+    "ud2",
+    ".globl wtrace_test_ymm_resume",
+    "wtrace_test_ymm_resume:",
+    "mov rax, [rip + {results}]",
+    "vmovdqu [rax], ymm0",
+    "vmovdqu [rax + 32], ymm1",
+    "vmovdqu [rax + 64], ymm2",
+    "vmovdqu [rax + 96], ymm3",
+    "vmovdqu [rax + 128], ymm4",
+    "vmovdqu [rax + 160], ymm5",
+    "vmovdqu [rax + 192], ymm6",
+    "vmovdqu [rax + 224], ymm7",
+    "vmovdqu [rax + 256], ymm8",
+    "vmovdqu [rax + 288], ymm9",
+    "vmovdqu [rax + 320], ymm10",
+    "vmovdqu [rax + 352], ymm11",
+    "vmovdqu [rax + 384], ymm12",
+    "vmovdqu [rax + 416], ymm13",
+    "vmovdqu [rax + 448], ymm14",
+    "vmovdqu [rax + 480], ymm15",
+    "vzeroupper",
+    "ret",
+    ".globl wtrace_test_ymm_end",
+    "wtrace_test_ymm_end:",
+    ".popsection",
+    results = sym YMM_RESULTS,
+);
+
+unsafe extern "C" {
+    fn wtrace_test_ymm(patterns: *const [u8; 512], results: *mut [u8; 512]);
+    fn wtrace_test_ymm_fault();
+    fn wtrace_test_ymm_resume();
+    fn wtrace_test_ymm_end();
+}
+
+/// The full AVX state survives the injected call, whose Rust code (allocation, copying) is
+/// free to use the upper halves of the ymm registers: `xsave`/`xrstor` must bring them back.
+#[test]
+fn avx_upper_halves_survive_the_injected_call() {
+    if !std::arch::is_x86_feature_detected!("avx") {
+        return;
+    }
+    for strategy in STRATEGIES {
+        let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        install_handler();
+        FAULT_SITE.store(wtrace_test_ymm_fault as *const () as usize, Ordering::SeqCst);
+        RESUME.store(wtrace_test_ymm_resume as *const () as usize, Ordering::SeqCst);
+        let mut input = [0u8; 512];
+        for (i, byte) in input.iter_mut().enumerate() {
+            *byte = (i as u8).wrapping_mul(37).wrapping_add(11);
+        }
+        // The callback clobbers vector registers on purpose: a large copy uses them.
+        let _armed = arm_with(
+            vec![(wtrace_test_ymm as *const () as usize, wtrace_test_ymm_end as *const () as usize)],
+            Box::new(|_: &Capture| {
+                let noise = vec![0xa5u8; 1 << 16];
+                let copy = noise.clone();
+                assert_eq!(std::hint::black_box(copy).len(), 1 << 16);
+            }),
+            strategy,
+        )
+        .unwrap();
+        let mut output = [0u8; 512];
+        // SAFETY: the test function reads 512 bytes from the first pointer, writes 512 to the
+        // second, and touches no callee-saved state.
+        unsafe { wtrace_test_ymm(&raw const input, &raw mut output) };
+        assert_eq!(output, input, "{strategy:?}: ymm0-15 after resuming");
+    }
+}
