@@ -10,8 +10,10 @@
 //! Apple targets without their SDK; the replayer wires [`handle_signal`] into Wasmtime's
 //! per-store signal hook and turns a [`Capture`] into a trace snapshot.
 //!
-//! Implemented: the register-only strategy on x86_64 and aarch64 Linux. Elsewhere [`arm`]
-//! reports [`Unsupported`] and [`handle_signal`] declines every signal.
+//! Implemented: the register-only strategy on x86_64 and aarch64 Linux; the stack-push
+//! strategy on x86_64 (tested on Linux, used by the macOS Mach glue, which compiles for both
+//! Apple targets but has not run). Elsewhere [`arm`] reports [`Unsupported`] and
+//! [`handle_signal`] declines every signal.
 #![allow(unsafe_code)]
 
 #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
@@ -22,11 +24,18 @@ mod linux_aarch64_tests;
 mod linux_x86_64;
 #[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
 mod linux_x86_64_tests;
+#[cfg(all(target_arch = "x86_64", any(target_os = "linux", target_vendor = "apple")))]
+mod x86_64_push;
+
+#[cfg(target_vendor = "apple")]
+mod macos;
 
 #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
 use linux_aarch64 as platform;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 use linux_x86_64 as platform;
+#[cfg(target_vendor = "apple")]
+use macos as platform;
 
 /// Whether this build can capture (an architecture and OS with a stub).
 const SUPPORTED: bool = cfg!(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")));
@@ -135,13 +144,29 @@ pub struct Unsupported;
 /// This thread's capture, armed until dropped. Not `Send`: it belongs to the thread that
 /// armed it.
 pub struct Armed {
-    #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+    #[cfg(any(
+        target_vendor = "apple",
+        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+    ))]
     slot: *mut platform::Slot,
+}
+
+impl Armed {
+    /// Makes the next trap capturable again. On macOS a captured fault is handed to Wasmtime
+    /// by giving the thread its previous exception ports back; this points it at wtrace's
+    /// again. Elsewhere there is nothing to do.
+    pub fn rearm(&self) {
+        #[cfg(target_vendor = "apple")]
+        platform::rearm(self.slot);
+    }
 }
 
 impl Drop for Armed {
     fn drop(&mut self) {
-        #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+        #[cfg(any(
+            target_vendor = "apple",
+            all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+        ))]
         platform::disarm(self.slot);
     }
 }
@@ -171,7 +196,16 @@ pub fn arm_with(
         }
         Ok(Armed { slot: platform::arm(ranges, callback) })
     }
-    #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+    #[cfg(target_vendor = "apple")]
+    {
+        // Mach exceptions arrive on another thread: the stack push is the only strategy.
+        let _ = strategy;
+        platform::arm(ranges, callback).map(|slot| Armed { slot })
+    }
+    #[cfg(not(any(
+        target_vendor = "apple",
+        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+    )))]
     {
         let _ = (ranges, callback, strategy);
         Err(Unsupported)
@@ -191,12 +225,18 @@ pub unsafe fn handle_signal(
     info: *const libc::siginfo_t,
     context: *mut libc::c_void,
 ) -> bool {
-    #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+    #[cfg(any(
+        target_vendor = "apple",
+        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+    ))]
     {
         // SAFETY: forwarded from this function's own contract.
         unsafe { platform::handle(signum, info, context) }
     }
-    #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+    #[cfg(not(any(
+        target_vendor = "apple",
+        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+    )))]
     {
         let _ = (signum, info, context);
         false

@@ -5,12 +5,8 @@
 //! faulting instruction with the original RSP. That instruction faults again and the handler,
 //! seeing it delivered, hands it on.
 //!
-//! The stack-push strategy (the macOS approach, where a Mach exception handler on another
-//! thread cannot reach the faulting thread's slot) is here too, over an abstract
-//! [`ThreadState`]: the handler pushes the interrupted state onto the guest stack below the red
-//! zone as a [`PushedState`] block, points RSP at it and RIP at [`STUB_PUSHED`], which restores
-//! every register from the block. On Linux it runs from the same signal hook, so it is tested
-//! for real.
+//! The stack-push strategy ([`crate::x86_64_push`], the macOS approach) runs from the same
+//! signal hook when armed with [`crate::Strategy::StackPush`], so it is tested here for real.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -18,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use libc::{c_int, c_void, siginfo_t, ucontext_t};
 
+use crate::x86_64_push::{PushedState, ThreadState, XSAVE_SIZE, push_state};
 use crate::{Capture, RawRegisters};
 
 /// Slot states.
@@ -25,8 +22,7 @@ const IDLE: u32 = 0;
 const CAPTURING: u32 = 1;
 const DELIVERED: u32 = 2;
 
-/// Bytes below the interrupted RSP that x86_64 code may use without moving RSP.
-const RED_ZONE: u64 = 128;
+use crate::x86_64_push::RED_ZONE;
 
 /// Per-thread state shared by the signal handler, the stub and [`deliver`]. The first fields
 /// have fixed offsets that [`STUB`] uses.
@@ -260,96 +256,27 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     true
 }
 
-/// The general-purpose state a thread-state API (`thread_get_state` on macOS, the signal
-/// context on Linux) gives for x86_64.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ThreadState {
-    /// `rax rbx rcx rdx rsi rdi rbp rsp r8 … r15`.
-    pub(crate) gprs: [u64; 16],
-    pub(crate) rip: u64,
-    pub(crate) rflags: u64,
-}
-
-/// The block the stack-push strategy writes below the red zone (offsets used by the stub).
-#[repr(C, align(64))]
-struct PushedState {
-    /// Offset 0; `rdi` at 40.
-    gprs: [u64; 16],
-    /// Offset 128.
-    rip: u64,
-    /// Offset 136.
-    rflags: u64,
-    /// Offset 144: the return frame `[rflags, rip]`, just below the red zone.
-    return_sp: u64,
-    signal: i32,
-    si_code: i32,
-    fault_address: u64,
-}
-
-const _: () = {
-    assert!(std::mem::offset_of!(PushedState, rip) == 128);
-    assert!(std::mem::offset_of!(PushedState, return_sp) == 144);
-};
-
-/// Bytes the pushed stub reserves for `xsave` (the area's size plus alignment slack).
-static XSAVE_SIZE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(4096);
-
-/// The stack-push strategy on an abstract thread state: writes the return frame and a
-/// [`PushedState`] block below the red zone of `state`'s stack and redirects `state` to the
-/// pushed stub with RDI pointing at the block. Only RSP, RDI and RIP change in `state`.
-///
-/// # Safety
-/// `state` must be the interrupted state of a thread that is not running, whose stack below
-/// `state.gprs[7] - 128` is mapped and writable for at least 256 bytes.
-pub(crate) unsafe fn push_state(state: &mut ThreadState, (signal, si_code, fault_address): (i32, i32, u64)) {
-    let sp = state.gprs[7];
-    let return_sp = sp - RED_ZONE - 16;
-    let block = (return_sp - size_of::<PushedState>() as u64) & !63;
-    // SAFETY: both writes are below the red zone of a stopped thread's stack (the caller's
-    // contract); the return frame is 8-aligned and the block 64-aligned.
-    unsafe {
-        let frame = return_sp as *mut u64;
-        frame.write(state.rflags);
-        frame.add(1).write(state.rip);
-        (block as *mut PushedState).write(PushedState {
-            gprs: state.gprs,
-            rip: state.rip,
-            rflags: state.rflags,
-            return_sp,
-            signal,
-            si_code,
-            fault_address,
-        });
-    }
-    state.gprs[7] = block;
-    state.gprs[5] = block;
-    state.rip = STUB_PUSHED as usize as u64;
-}
-
-/// Called by the pushed stub in ordinary context with the block and its `xsave` area.
-extern "C" fn deliver_pushed(block: *const PushedState, xsave: *const u8) {
+/// Fills the slot from a pushed block and its `xsave` area, then delivers: the Linux half of
+/// [`crate::x86_64_push`]'s stub.
+pub(crate) fn deliver_pushed_state(block: &PushedState, xsave: *const u8) {
     let slot = SLOT.with(Cell::get);
     if slot.is_null() {
         return;
     }
-    // SAFETY: the stub passes the block the handler pushed (live until the stub returns) and
-    // the `xsave` area it just filled, whose legacy region holds FCW at 0, FSW at 2, MXCSR at
-    // 24 and xmm0-15 from 160; the slot is this thread's own, live while armed.
-    unsafe {
-        let (block, slot) = (&*block, &mut *slot);
-        slot.gprs = block.gprs;
-        slot.rip = block.rip;
-        slot.rflags = block.rflags;
-        slot.signal = block.signal;
-        slot.si_code = block.si_code;
-        slot.fault_address = block.fault_address;
-        slot.fcw = xsave.cast::<u16>().read_unaligned();
-        slot.fsw = xsave.add(2).cast::<u16>().read_unaligned();
-        slot.mxcsr = xsave.add(24).cast::<u32>().read_unaligned();
-        for (i, xmm) in slot.vregs.iter_mut().enumerate() {
-            *xmm = xsave.add(160 + 16 * i).cast::<u128>().read_unaligned();
-        }
-    }
+    // SAFETY: the slot is this thread's own, live while armed, and nothing else touches it
+    // during the capture.
+    let slot_ref = unsafe { &mut *slot };
+    slot_ref.gprs = block.gprs;
+    slot_ref.rip = block.rip;
+    slot_ref.rflags = block.rflags;
+    slot_ref.signal = block.signal;
+    slot_ref.si_code = block.si_code;
+    slot_ref.fault_address = block.fault_address;
+    let fp = crate::x86_64_push::FxState::read(xsave);
+    slot_ref.fcw = fp.fcw;
+    slot_ref.fsw = fp.fsw;
+    slot_ref.mxcsr = fp.mxcsr;
+    slot_ref.vregs = fp.xmm;
     deliver(slot);
 }
 
@@ -390,74 +317,6 @@ unsafe extern "C" {
 
 /// Address of the stub.
 const STUB: unsafe extern "C" fn() = stub_symbol;
-
-unsafe extern "C" {
-    /// The stack-push stub (see the second `global_asm!` below). Never called from Rust.
-    #[link_name = "wtrace_inject_stub_x86_64_pushed"]
-    fn stub_pushed_symbol();
-}
-
-/// Address of the stack-push stub.
-const STUB_PUSHED: unsafe extern "C" fn() = stub_pushed_symbol;
-
-// The stack-push stub. On entry: RSP = RDI = the 64-aligned block, which holds every
-// interrupted GPR; the return frame `[rflags, rip]` is at `block.return_sp`. It saves the
-// FP/SIMD state itself, so it may use any register until it reloads them all from the block.
-std::arch::global_asm!(
-    ".pushsection .text.wtrace_inject_stub_x86_64_pushed,\"ax\",@progbits",
-    ".p2align 4",
-    ".globl wtrace_inject_stub_x86_64_pushed",
-    ".hidden wtrace_inject_stub_x86_64_pushed",
-    ".type wtrace_inject_stub_x86_64_pushed,@function",
-    "wtrace_inject_stub_x86_64_pushed:",
-    "cld",
-    "mov rbx, rdi",
-    "sub rsp, [rip + {xsave_size}]",
-    "and rsp, -64",
-    "mov r12, rsp",
-    // XRSTOR needs bytes 8..63 of the XSAVE header to be zero; XSAVE writes only the first 8.
-    "xor eax, eax",
-    "mov [r12 + 512], rax",
-    "mov [r12 + 520], rax",
-    "mov [r12 + 528], rax",
-    "mov [r12 + 536], rax",
-    "mov [r12 + 544], rax",
-    "mov [r12 + 552], rax",
-    "mov [r12 + 560], rax",
-    "mov [r12 + 568], rax",
-    "mov eax, -1",
-    "mov edx, -1",
-    "xsave64 [r12]",
-    "mov rdi, rbx",
-    "mov rsi, r12",
-    "call {deliver_pushed}",
-    "mov eax, -1",
-    "mov edx, -1",
-    "xrstor64 [r12]",
-    "mov rdi, rbx",
-    "mov rax, [rdi]",
-    "mov rbx, [rdi + 8]",
-    "mov rcx, [rdi + 16]",
-    "mov rdx, [rdi + 24]",
-    "mov rsi, [rdi + 32]",
-    "mov rbp, [rdi + 48]",
-    "mov r8, [rdi + 64]",
-    "mov r9, [rdi + 72]",
-    "mov r10, [rdi + 80]",
-    "mov r11, [rdi + 88]",
-    "mov r12, [rdi + 96]",
-    "mov r13, [rdi + 104]",
-    "mov r14, [rdi + 112]",
-    "mov r15, [rdi + 120]",
-    "mov rsp, [rdi + 144]",
-    "mov rdi, [rdi + 40]",
-    "popfq",
-    "ret 128",
-    ".size wtrace_inject_stub_x86_64_pushed, . - wtrace_inject_stub_x86_64_pushed",
-    ".popsection",
-    xsave_size = sym XSAVE_SIZE,
-    deliver_pushed = sym deliver_pushed,
-);
 
 // The stub. On entry: RSP = 16-aligned, below the return frame at `slot.return_sp`, which is
 // below the interrupted RSP's red zone; RDI = slot; every other register as interrupted.

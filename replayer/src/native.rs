@@ -20,7 +20,7 @@ const WINDOW: u64 = 32;
 /// Capture for one recording.
 pub struct NativeCapturer {
     /// Keeps the thread armed while the guest runs.
-    _armed: Option<Armed>,
+    armed: Option<Armed>,
     captured: Rc<RefCell<Option<Capture>>>,
     /// Address range of the module's compiled code.
     text: (u64, u64),
@@ -63,7 +63,7 @@ impl NativeCapturer {
                 }
             }
         }
-        NativeCapturer { _armed: armed.ok(), captured, text: range, address_map, unsupported }
+        NativeCapturer { armed: armed.ok(), captured, text: range, address_map, unsupported }
     }
 
     /// The Wasm offset of native `pc`, when it is in this module's code.
@@ -80,6 +80,11 @@ impl NativeCapturer {
     /// signal in this module's code, otherwise why not. `memory` is linear memory 0 after the
     /// trap, for the window of bytes around a memory fault.
     pub fn complete(&self, trap: &mut Trap, memory: Option<(u64, &[u8])>) {
+        // The next trap is capturable again (on macOS the fault was handed to Wasmtime by
+        // giving the thread its previous exception ports back).
+        if let Some(armed) = &self.armed {
+            armed.rearm();
+        }
         let capture = self.captured.borrow_mut().take();
         // A stack-overflow check faults in a prologue, where the address map has no Wasm
         // offset: any PC in the module's code counts.
