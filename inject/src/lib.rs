@@ -10,12 +10,14 @@
 //! Apple targets without their SDK; the replayer wires [`handle_signal`] into Wasmtime's
 //! per-store signal hook and turns a [`Capture`] into a trace snapshot.
 //!
-//! Implemented: the register-only strategy on x86_64 and aarch64 Linux; the stack-push
-//! strategy on x86_64 (tested on Linux, used by the macOS Mach glue, which compiles for both
-//! Apple targets but has not run). Elsewhere [`arm`] reports [`Unsupported`] and
+//! Implemented: the register-only and the stack-push strategies on x86_64 and aarch64 Linux
+//! (both tested there), and the macOS Mach glue over the stack-push strategy, which compiles
+//! for both Apple targets but has not run. Elsewhere [`arm`] reports [`Unsupported`] and
 //! [`handle_signal`] declines every signal.
 #![allow(unsafe_code)]
 
+#[cfg(all(target_arch = "aarch64", any(target_os = "linux", target_vendor = "apple")))]
+mod aarch64_push;
 #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
 mod linux_aarch64;
 #[cfg(all(test, target_os = "linux", target_arch = "aarch64"))]
@@ -131,8 +133,8 @@ pub enum Strategy {
     #[default]
     RegisterOnly,
     /// The state is pushed onto the guest stack below the red zone and the stub restores it
-    /// from there: what a Mach exception handler on another thread must do (macOS). x86_64 only
-    /// so far; on Linux it runs from the same signal hook, for testing.
+    /// from there: what a Mach exception handler on another thread must do (macOS). On Linux
+    /// it runs from the same signal hook, for testing.
     StackPush,
 }
 
@@ -191,10 +193,7 @@ pub fn arm_with(
     }
     #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
     {
-        if strategy != Strategy::RegisterOnly {
-            return Err(Unsupported);
-        }
-        Ok(Armed { slot: platform::arm(ranges, callback) })
+        Ok(Armed { slot: platform::arm(ranges, callback, strategy) })
     }
     #[cfg(target_vendor = "apple")]
     {

@@ -13,7 +13,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use libc::{c_int, c_void, siginfo_t, ucontext_t};
 
+use crate::aarch64_push::{FpState, PushedState, ThreadState};
 use crate::{Capture, RawRegisters};
+
+/// The NZCV bits of PSTATE.
+const NZCV: u64 = 0xf000_0000;
 
 const IDLE: u32 = 0;
 const CAPTURING: u32 = 1;
@@ -39,6 +43,7 @@ pub(crate) struct Slot {
     ranges: Vec<(usize, usize)>,
     stack: (u64, u64),
     callback: Box<dyn FnMut(&Capture)>,
+    strategy: crate::Strategy,
 }
 
 thread_local! {
@@ -47,7 +52,11 @@ thread_local! {
 }
 
 /// Arms capture on this thread; see [`crate::arm`].
-pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)>) -> *mut Slot {
+pub(crate) fn arm(
+    ranges: Vec<(usize, usize)>,
+    callback: Box<dyn FnMut(&Capture)>,
+    strategy: crate::Strategy,
+) -> *mut Slot {
     let slot = Box::into_raw(Box::new(Slot {
         x: [0; 31],
         sp: 0,
@@ -63,6 +72,7 @@ pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)
         ranges,
         stack: crate::thread_stack(),
         callback,
+        strategy,
     }));
     let old = SLOT.with(|s| s.replace(slot));
     if !old.is_null() {
@@ -116,6 +126,16 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
         mc.regs[0] = slot.x[0];
         return true;
     }
+    if pc == crate::aarch64_push::RESUME_PUSHED as usize as u64 {
+        let mut state = ThreadState { x: mc.regs, sp: mc.sp, pc, nzcv: mc.pstate & NZCV };
+        // SAFETY: the thread is stopped at the pushed stub's resume point, SP at its block.
+        if unsafe { crate::aarch64_push::resume(&mut state) } {
+            mc.pc = state.pc;
+            mc.sp = state.sp;
+            mc.regs[0] = state.x[0];
+            return true;
+        }
+    }
     if !slot.ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&pc)) {
         return false;
     }
@@ -148,6 +168,16 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     }
     slot.state.store(CAPTURING, Ordering::Relaxed);
     let mc = &mut uc.uc_mcontext;
+    if slot.strategy == crate::Strategy::StackPush {
+        let mut state = ThreadState { x: slot.x, sp: slot.sp, pc, nzcv: slot.pstate & NZCV };
+        // SAFETY: the interrupted SP is on this thread's stack, mapped below it far enough for
+        // the block (Wasm code leaves the host's share of the stack free).
+        unsafe { crate::aarch64_push::push_state(&mut state, (signum, slot.si_code, slot.fault_address)) };
+        mc.sp = state.sp;
+        mc.pc = state.pc;
+        mc.regs[0] = state.x[0];
+        return true;
+    }
     mc.sp = (slot.sp - 256) & !15;
     mc.pc = STUB as usize as u64;
     mc.regs[0] = std::ptr::from_mut(slot) as u64;
@@ -174,6 +204,29 @@ fn walk_frames(slot: &Slot) -> Vec<(u64, u64)> {
         fp = next_fp;
     }
     frames
+}
+
+/// Fills the slot from a pushed block and the stub's FP save area, then delivers: the Linux
+/// half of [`crate::aarch64_push`]'s stub.
+pub(crate) fn deliver_pushed_state(block: &PushedState, fp: *const u8) {
+    let slot = SLOT.with(Cell::get);
+    if slot.is_null() {
+        return;
+    }
+    // SAFETY: this thread's own slot, live while armed; nothing else touches it now.
+    let slot_ref = unsafe { &mut *slot };
+    slot_ref.x = block.x;
+    slot_ref.sp = block.sp;
+    slot_ref.pc = block.pc;
+    slot_ref.pstate = block.nzcv;
+    slot_ref.signal = block.signal;
+    slot_ref.si_code = block.si_code;
+    slot_ref.fault_address = block.fault_address;
+    let fp = FpState::read(fp);
+    slot_ref.q = fp.q;
+    slot_ref.fpsr = fp.fpsr;
+    slot_ref.fpcr = fp.fpcr;
+    deliver(slot);
 }
 
 /// Called by the stub in ordinary context.

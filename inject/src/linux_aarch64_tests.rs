@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use libc::{c_int, c_void, siginfo_t, ucontext_t};
 
-use crate::{Capture, RawRegisters, arm, handle_signal};
+use crate::{Capture, RawRegisters, Strategy, arm_with, handle_signal};
 
 #[repr(C, align(16))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,24 +219,40 @@ fn patterns(seed: u64) -> Regs {
 
 type TestFn = unsafe extern "C" fn(*const Regs, *mut Regs);
 
-fn check(
-    name: &str,
+/// A test function and its labels.
+#[derive(Clone, Copy)]
+struct Site {
     function: TestFn,
     fault: unsafe extern "C" fn(),
     resume: unsafe extern "C" fn(),
     end: unsafe extern "C" fn(),
-    input: &Regs,
-    signal: c_int,
-) -> Capture {
+}
+
+const UDF: Site = Site {
+    function: wtrace_test_udf,
+    fault: wtrace_test_udf_fault,
+    resume: wtrace_test_udf_resume,
+    end: wtrace_test_udf_end,
+};
+const LOAD: Site = Site {
+    function: wtrace_test_load,
+    fault: wtrace_test_load_fault,
+    resume: wtrace_test_load_resume,
+    end: wtrace_test_load_end,
+};
+
+fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int) -> Capture {
+    let Site { function, fault, resume, end } = site;
     let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     install_handler();
     FAULT_SITE.store(fault as *const () as usize, Ordering::SeqCst);
     RESUME.store(resume as *const () as usize, Ordering::SeqCst);
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let sink = std::rc::Rc::clone(&seen);
-    let armed = arm(
+    let armed = arm_with(
         vec![(function as *const () as usize, end as *const () as usize)],
         Box::new(move |c: &Capture| sink.borrow_mut().push(c.clone())),
+        strategy,
     )
     .expect("aarch64 Linux is supported");
     let mut output = Regs { x: [0; 31], sp: 0, nzcv: 0, _pad: 0, q: [0; 32] };
@@ -245,6 +261,7 @@ fn check(
     unsafe { function(input, &raw mut output) };
     drop(armed);
     let captures = seen.borrow().clone();
+    let name = &format!("{name} ({strategy:?})");
     assert_eq!(captures.len(), 1, "{name}: exactly one capture");
     let capture = captures[0].clone();
     assert_eq!(capture.signal, signal, "{name}");
@@ -264,34 +281,26 @@ fn check(
     capture
 }
 
+/// Both strategies: the state in the thread's slot, or pushed onto the guest stack (the macOS
+/// approach, run here from the same signal hook).
+const STRATEGIES: [Strategy; 2] = [Strategy::RegisterOnly, Strategy::StackPush];
+
 #[test]
 fn undefined_instruction_round_trip() {
-    for seed in [0x9e37_79b9_7f4a_7c15, 0x2545_f491_4f6c_dd1d] {
-        check(
-            "udf",
-            wtrace_test_udf,
-            wtrace_test_udf_fault,
-            wtrace_test_udf_resume,
-            wtrace_test_udf_end,
-            &patterns(seed),
-            libc::SIGILL,
-        );
+    for strategy in STRATEGIES {
+        for seed in [0x9e37_79b9_7f4a_7c15, 0x2545_f491_4f6c_dd1d] {
+            check(strategy, "udf", UDF, &patterns(seed), libc::SIGILL);
+        }
     }
 }
 
 #[test]
 fn bad_load_round_trip() {
-    let mut input = patterns(0x1234_5678_9abc_def1);
-    input.x[10] = 0x10;
-    let capture = check(
-        "load",
-        wtrace_test_load,
-        wtrace_test_load_fault,
-        wtrace_test_load_resume,
-        wtrace_test_load_end,
-        &input,
-        libc::SIGSEGV,
-    );
-    assert_eq!(capture.fault_address, 0x10);
-    assert_eq!(capture.fp(), input.x[29]);
+    for strategy in STRATEGIES {
+        let mut input = patterns(0x1234_5678_9abc_def1);
+        input.x[10] = 0x10;
+        let capture = check(strategy, "load", LOAD, &input, libc::SIGSEGV);
+        assert_eq!(capture.fault_address, 0x10, "{strategy:?}");
+        assert_eq!(capture.fp(), input.x[29], "{strategy:?}");
+    }
 }

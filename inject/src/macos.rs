@@ -7,9 +7,12 @@
 //! the stub re-executes goes to Wasmtime. [`rearm`] points the thread at wtrace's port again
 //! for the next trap.
 //!
-//! It compiles for both Apple targets (CI checks it); capture is implemented for x86_64.
-//! There is no macOS machine to run it on here, so it is untested.
-#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+//! On aarch64 the pushed stub ends with a `udf` (see [`crate::aarch64_push`]): wtrace's port
+//! stays in place until that fault, which the handler answers by restoring PC, SP and X0 from
+//! the block before handing the thread back.
+//!
+//! It compiles for both Apple targets (CI checks it); the strategy it applies is tested on
+//! Linux, but there is no macOS machine here to run the glue itself.
 
 use std::cell::Cell;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -300,26 +303,84 @@ fn serve(port: mach_port_t) {
     }
 }
 
-/// Handles one exception of `thread`: redirects it into the stub when it is in armed code,
-/// and in every case gives the thread its previous ports back, so the fault the stub (or the
-/// unchanged thread) re-executes goes to Wasmtime.
+/// Handles one exception of `thread`: redirects it into the stub when it is in armed code, and
+/// gives the thread its previous ports back once wtrace is done with it, so the fault the
+/// thread re-executes goes to Wasmtime.
 fn take_exception(thread: mach_port_t, exception: c_int, code: [i64; 2]) -> kern_return_t {
     let registry = REGISTRY.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(registration) = registry.iter().find(|r| r.thread == thread) else {
         return KERN_FAILURE;
     };
+    let info = (signal_of(exception), code[0] as i32, code[1] as u64);
     #[cfg(target_arch = "x86_64")]
-    redirect_x86_64(thread, &registration.ranges, exception, code);
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (exception, code);
-    restore_ports(thread, &registration.saved);
+    let keep_ports = redirect_x86_64(thread, &registration.ranges, info);
+    #[cfg(target_arch = "aarch64")]
+    let keep_ports = redirect_aarch64(thread, &registration.ranges, info);
+    if !keep_ports {
+        restore_ports(thread, &registration.saved);
+    }
     KERN_SUCCESS
+}
+
+/// The signal a Mach exception type corresponds to.
+fn signal_of(exception: c_int) -> c_int {
+    use mach2::exception_types::{EXC_ARITHMETIC, EXC_BAD_ACCESS, EXC_BAD_INSTRUCTION};
+    match exception as u32 {
+        EXC_BAD_ACCESS => libc::SIGSEGV,
+        EXC_BAD_INSTRUCTION => libc::SIGILL,
+        EXC_ARITHMETIC => libc::SIGFPE,
+        _ => 0,
+    }
+}
+
+/// The stack-push redirect of a stopped aarch64 thread. Returns whether wtrace's port must stay
+/// (until the pushed stub's final `udf`).
+#[cfg(target_arch = "aarch64")]
+fn redirect_aarch64(thread: mach_port_t, ranges: &[(usize, usize)], info: (c_int, i32, u64)) -> bool {
+    use mach2::structs::arm_thread_state64_t;
+    use mach2::thread_act::{thread_get_state, thread_set_state};
+    use mach2::thread_status::ARM_THREAD_STATE64;
+
+    use crate::aarch64_push::{ThreadState, push_state, resume};
+
+    let mut state = arm_thread_state64_t::new();
+    let mut count = arm_thread_state64_t::count();
+    // SAFETY: `thread` is stopped in its exception; the buffer holds `count` words.
+    let got =
+        unsafe { thread_get_state(thread, ARM_THREAD_STATE64, (&raw mut state).cast(), &raw mut count) };
+    if got != KERN_SUCCESS {
+        return false;
+    }
+    let mut x = [0u64; 31];
+    x[..29].copy_from_slice(&state.__x);
+    x[29] = state.__fp;
+    x[30] = state.__lr;
+    let mut thread_state =
+        ThreadState { x, sp: state.__sp, pc: state.__pc, nzcv: u64::from(state.__cpsr) & 0xf000_0000 };
+    // SAFETY: the thread is stopped; at the resume point its SP is the pushed block.
+    let resumed = unsafe { resume(&mut thread_state) };
+    let in_code = ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&state.__pc));
+    if !resumed && !in_code {
+        return false;
+    }
+    if !resumed {
+        // SAFETY: the thread is stopped and its stack below SP is mapped (Wasm code leaves the
+        // host's share of the stack free).
+        unsafe { push_state(&mut thread_state, info) };
+    }
+    state.__sp = thread_state.sp;
+    state.__pc = thread_state.pc;
+    state.__x[0] = thread_state.x[0];
+    // SAFETY: writes back the state read above with SP, PC and X0 changed.
+    unsafe { thread_set_state(thread, ARM_THREAD_STATE64, (&raw mut state).cast(), count) };
+    // After the redirect, wtrace's port must see the stub's `udf`; after the resume, the
+    // re-executed fault is Wasmtime's.
+    !resumed
 }
 
 /// The stack-push redirect of a stopped x86_64 thread.
 #[cfg(target_arch = "x86_64")]
-fn redirect_x86_64(thread: mach_port_t, ranges: &[(usize, usize)], exception: c_int, code: [i64; 2]) {
-    use mach2::exception_types::{EXC_ARITHMETIC, EXC_BAD_ACCESS, EXC_BAD_INSTRUCTION};
+fn redirect_x86_64(thread: mach_port_t, ranges: &[(usize, usize)], info: (c_int, i32, u64)) -> bool {
     use mach2::structs::x86_thread_state64_t;
     use mach2::thread_act::{thread_get_state, thread_set_state};
     use mach2::thread_status::x86_THREAD_STATE64;
@@ -333,14 +394,8 @@ fn redirect_x86_64(thread: mach_port_t, ranges: &[(usize, usize)], exception: c_
         unsafe { thread_get_state(thread, x86_THREAD_STATE64, (&raw mut state).cast(), &raw mut count) };
     let rip = state.__rip as usize;
     if got != KERN_SUCCESS || !ranges.iter().any(|&(start, end)| (start..end).contains(&rip)) {
-        return;
+        return false;
     }
-    let signal = match exception as u32 {
-        EXC_BAD_ACCESS => libc::SIGSEGV,
-        EXC_BAD_INSTRUCTION => libc::SIGILL,
-        EXC_ARITHMETIC => libc::SIGFPE,
-        _ => 0,
-    };
     let s = &state;
     let mut pushed = ThreadState {
         gprs: [
@@ -352,12 +407,14 @@ fn redirect_x86_64(thread: mach_port_t, ranges: &[(usize, usize)], exception: c_
     };
     // SAFETY: the thread is stopped in its exception and its stack below the red zone is
     // mapped (Wasm code leaves the host's share of the stack free).
-    unsafe { push_state(&mut pushed, (signal, code[0] as i32, code[1] as u64)) };
+    unsafe { push_state(&mut pushed, info) };
     state.__rsp = pushed.gprs[7];
     state.__rdi = pushed.gprs[5];
     state.__rip = pushed.rip;
     // SAFETY: writes back the state read above with RSP, RDI and RIP redirected.
     unsafe { thread_set_state(thread, x86_THREAD_STATE64, (&raw mut state).cast(), count) };
+    // The x86_64 stub returns by itself: the re-executed fault is Wasmtime's.
+    false
 }
 
 /// Delivers a capture from the pushed block, on the faulting thread in ordinary context.
@@ -386,6 +443,36 @@ pub(crate) fn deliver_pushed_state(block: &crate::x86_64_push::PushedState, xsav
         },
         // The frame walk needs the stack bounds, which the glue does not track yet.
         frames: vec![(block.rip, block.gprs[6])],
+    };
+    let _ = catch_unwind(AssertUnwindSafe(|| (slot.callback)(&capture)));
+}
+
+/// Delivers a capture from the pushed block, on the faulting thread in ordinary context.
+#[cfg(target_arch = "aarch64")]
+pub(crate) fn deliver_pushed_state(block: &crate::aarch64_push::PushedState, fp: *const u8) {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let slot = SLOT.with(Cell::get);
+    if slot.is_null() {
+        return;
+    }
+    // SAFETY: the slot is this thread's own, live while armed.
+    let slot = unsafe { &mut *slot };
+    let fp = crate::aarch64_push::FpState::read(fp);
+    let capture = Capture {
+        signal: block.signal,
+        si_code: block.si_code,
+        fault_address: block.fault_address,
+        registers: crate::RawRegisters::Aarch64 {
+            x: block.x,
+            sp: block.sp,
+            pc: block.pc,
+            nzcv: block.nzcv,
+            q: fp.q,
+            fpsr: fp.fpsr,
+            fpcr: fp.fpcr,
+        },
+        // The frame walk needs the stack bounds, which the glue does not track yet.
+        frames: vec![(block.pc, block.x[29])],
     };
     let _ = catch_unwind(AssertUnwindSafe(|| (slot.callback)(&capture)));
 }
