@@ -247,6 +247,55 @@ pub fn supported() -> bool {
     SUPPORTED
 }
 
+/// Walks the frame-pointer chain of a stopped or interrupted frame: `(pc, fp)` of the faulting
+/// frame, then `(return address, caller's fp)` while return addresses are in `ranges`. A frame
+/// record is two words at `fp` (the caller's fp, then the return address) on x86_64 and
+/// aarch64 alike; Cranelift keeps frame pointers, so this is the Wasm call stack. Reads only
+/// inside `stack` and above `sp`, `align`-aligned.
+#[cfg(any(
+    target_vendor = "apple",
+    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+))]
+fn walk_frames(
+    pc: u64,
+    fp: u64,
+    sp: u64,
+    ranges: &[(usize, usize)],
+    stack: (u64, u64),
+    align: u64,
+) -> Vec<(u64, u64)> {
+    const MAX_FRAMES: usize = 1024;
+    let in_code = |pc: u64| ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&pc));
+    let (low, high) = stack;
+    let mut frames = vec![(pc, fp)];
+    let mut fp = fp;
+    while frames.len() < MAX_FRAMES {
+        if !fp.is_multiple_of(align) || fp < sp.max(low) || fp.saturating_add(16) > high {
+            break;
+        }
+        // SAFETY: `fp` and `fp + 8` lie within this thread's stack (checked above), which is
+        // mapped and readable for the life of the thread.
+        let (next_fp, return_address) = unsafe { (*(fp as *const u64), *((fp + 8) as *const u64)) };
+        if !in_code(return_address) || next_fp <= fp {
+            break;
+        }
+        frames.push((return_address, next_fp));
+        fp = next_fp;
+    }
+    frames
+}
+
+/// The calling thread's stack bounds, `(0, 0)` when unknown (a frame walk then stops at once).
+#[cfg(target_vendor = "apple")]
+fn thread_stack() -> (u64, u64) {
+    // SAFETY: both calls only read the calling thread's own attributes.
+    let (top, size) = unsafe {
+        let thread = libc::pthread_self();
+        (libc::pthread_get_stackaddr_np(thread) as u64, libc::pthread_get_stacksize_np(thread) as u64)
+    };
+    (top.saturating_sub(size), top)
+}
+
 /// The calling thread's stack bounds, `(0, 0)` when unknown (a frame walk then stops at once).
 #[cfg(target_os = "linux")]
 fn thread_stack() -> (u64, u64) {

@@ -184,28 +184,6 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     true
 }
 
-/// Walks the frame records (x29 chain) from the interrupted state; see the x86_64 module.
-fn walk_frames(slot: &Slot) -> Vec<(u64, u64)> {
-    const MAX_FRAMES: usize = 1024;
-    let in_code = |pc: u64| slot.ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&pc));
-    let (low, high) = slot.stack;
-    let mut frames = vec![(slot.pc, slot.x[29])];
-    let mut fp = slot.x[29];
-    while frames.len() < MAX_FRAMES {
-        if !fp.is_multiple_of(16) || fp < slot.sp.max(low) || fp.saturating_add(16) > high {
-            break;
-        }
-        // SAFETY: `fp` and `fp + 8` lie within this thread's stack (checked above).
-        let (next_fp, return_address) = unsafe { (*(fp as *const u64), *((fp + 8) as *const u64)) };
-        if !in_code(return_address) || next_fp <= fp {
-            break;
-        }
-        frames.push((return_address, next_fp));
-        fp = next_fp;
-    }
-    frames
-}
-
 /// Fills the slot from a pushed block and the stub's FP save area, then delivers: the Linux
 /// half of [`crate::aarch64_push`]'s stub.
 pub(crate) fn deliver_pushed_state(block: &PushedState, fp: *const u8) {
@@ -247,7 +225,7 @@ extern "C" fn deliver(slot: *mut Slot) {
                 fpsr: slot.fpsr,
                 fpcr: slot.fpcr,
             },
-            frames: walk_frames(slot),
+            frames: crate::walk_frames(slot.pc, slot.x[29], slot.sp, &slot.ranges, slot.stack, 16),
         };
         (slot.callback)(&capture);
     }));

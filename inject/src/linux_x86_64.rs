@@ -123,33 +123,6 @@ pub(crate) fn arm(
     slot
 }
 
-/// Walks the frame-pointer chain from the interrupted state: `(pc, fp)` for the faulting
-/// frame, then `(return address, caller's fp)` while return addresses are in the armed code
-/// ranges. Cranelift keeps frame pointers, so this is the Wasm call stack.
-fn walk_frames(slot: &Slot) -> Vec<(u64, u64)> {
-    const MAX_FRAMES: usize = 1024;
-    let in_code = |pc: u64| slot.ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&pc));
-    let (low, high) = slot.stack;
-    let mut frames = vec![(slot.rip, slot.gprs[6])];
-    let mut fp = slot.gprs[6];
-    while frames.len() < MAX_FRAMES {
-        // The caller's frame record is two words at `fp`, inside this thread's stack and above
-        // the interrupted RSP.
-        if !fp.is_multiple_of(8) || fp < slot.gprs[7].max(low) || fp.saturating_add(16) > high {
-            break;
-        }
-        // SAFETY: `fp` and `fp + 8` lie within this thread's stack (checked above), which is
-        // mapped and readable for the life of the thread.
-        let (next_fp, return_address) = unsafe { (*(fp as *const u64), *((fp + 8) as *const u64)) };
-        if !in_code(return_address) || next_fp <= fp {
-            break;
-        }
-        frames.push((return_address, next_fp));
-        fp = next_fp;
-    }
-    frames
-}
-
 /// Disarms this thread if `slot` is still its slot, and frees the slot.
 pub(crate) fn disarm(slot: *mut Slot) {
     let current = SLOT.with(Cell::get);
@@ -301,7 +274,7 @@ extern "C" fn deliver(slot: *mut Slot) {
             si_code: slot.si_code,
             fault_address: slot.fault_address,
             registers,
-            frames: walk_frames(slot),
+            frames: crate::walk_frames(slot.rip, slot.gprs[6], slot.gprs[7], &slot.ranges, slot.stack, 8),
         };
         (slot.callback)(&capture);
     }));

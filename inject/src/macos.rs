@@ -83,6 +83,8 @@ static SERVER: OnceLock<Option<mach_port_t>> = OnceLock::new();
 /// Per-thread state for [`deliver_pushed_state`], which runs on the faulting thread.
 pub(crate) struct Slot {
     thread: mach_port_t,
+    ranges: Vec<(usize, usize)>,
+    stack: (u64, u64),
     callback: Box<dyn FnMut(&Capture)>,
 }
 
@@ -171,12 +173,16 @@ pub(crate) fn arm(
     if got != KERN_SUCCESS {
         return Err(Unsupported);
     }
-    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner).push(Registration { thread, ranges, saved });
+    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner).push(Registration {
+        thread,
+        ranges: ranges.clone(),
+        saved,
+    });
     if !point_at_server(thread, port) {
         unregister(thread);
         return Err(Unsupported);
     }
-    let slot = Box::into_raw(Box::new(Slot { thread, callback }));
+    let slot = Box::into_raw(Box::new(Slot { thread, ranges, stack: crate::thread_stack(), callback }));
     let old = SLOT.with(|s| s.replace(slot));
     if !old.is_null() {
         // SAFETY: an earlier slot of this thread, unpublished by the `replace` above.
@@ -441,8 +447,7 @@ pub(crate) fn deliver_pushed_state(block: &crate::x86_64_push::PushedState, xsav
             fcw: fp.fcw,
             fsw: fp.fsw,
         },
-        // The frame walk needs the stack bounds, which the glue does not track yet.
-        frames: vec![(block.rip, block.gprs[6])],
+        frames: crate::walk_frames(block.rip, block.gprs[6], block.gprs[7], &slot.ranges, slot.stack, 8),
     };
     let _ = catch_unwind(AssertUnwindSafe(|| (slot.callback)(&capture)));
 }
@@ -471,8 +476,7 @@ pub(crate) fn deliver_pushed_state(block: &crate::aarch64_push::PushedState, fp:
             fpsr: fp.fpsr,
             fpcr: fp.fpcr,
         },
-        // The frame walk needs the stack bounds, which the glue does not track yet.
-        frames: vec![(block.pc, block.x[29])],
+        frames: crate::walk_frames(block.pc, block.x[29], block.sp, &slot.ranges, slot.stack, 16),
     };
     let _ = catch_unwind(AssertUnwindSafe(|| (slot.callback)(&capture)));
 }
