@@ -285,6 +285,46 @@ fn walk_frames(
     frames
 }
 
+/// A thread's published slot: a `const`-initialized thread-local `Cell` of a pointer, so the
+/// signal handler reads it with a plain TLS load.
+#[cfg(any(
+    target_vendor = "apple",
+    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+))]
+type SlotKey<T> = std::thread::LocalKey<std::cell::Cell<*mut T>>;
+
+/// Publishes a new slot as this thread's, freeing the one it replaces; returns its pointer.
+#[cfg(any(
+    target_vendor = "apple",
+    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+))]
+fn publish<T>(key: &'static SlotKey<T>, slot: Box<T>) -> *mut T {
+    let slot = Box::into_raw(slot);
+    let old = key.with(|cell| cell.replace(slot));
+    if !old.is_null() {
+        // SAFETY: `old` came from `Box::into_raw` in an earlier `publish` on this thread and was
+        // unpublished by the `replace` above, so nothing else can reach it.
+        drop(unsafe { Box::from_raw(old) });
+    }
+    slot
+}
+
+/// Unpublishes `slot` if it is still this thread's, and hands it back to be dropped.
+#[cfg(any(
+    target_vendor = "apple",
+    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+))]
+fn unpublish<T>(key: &'static SlotKey<T>, slot: *mut T) -> Option<Box<T>> {
+    if key.with(std::cell::Cell::get) != slot {
+        return None;
+    }
+    key.with(|cell| cell.set(std::ptr::null_mut()));
+    // SAFETY: `slot` came from `Box::into_raw` in `publish` and was this thread's published slot
+    // until the line above; only this thread reads it, and unpublishing runs in ordinary code,
+    // never inside a capture.
+    Some(unsafe { Box::from_raw(slot) })
+}
+
 /// The calling thread's stack bounds, `(0, 0)` when unknown (a frame walk then stops at once).
 #[cfg(target_vendor = "apple")]
 fn thread_stack() -> (u64, u64) {

@@ -57,40 +57,31 @@ pub(crate) fn arm(
     callback: Box<dyn FnMut(&Capture)>,
     strategy: crate::Strategy,
 ) -> *mut Slot {
-    let slot = Box::into_raw(Box::new(Slot {
-        x: [0; 31],
-        sp: 0,
-        pc: 0,
-        pstate: 0,
-        q: [0; 32],
-        fpsr: 0,
-        fpcr: 0,
-        state: AtomicU32::new(IDLE),
-        signal: 0,
-        si_code: 0,
-        fault_address: 0,
-        ranges,
-        stack: crate::thread_stack(),
-        callback,
-        strategy,
-    }));
-    let old = SLOT.with(|s| s.replace(slot));
-    if !old.is_null() {
-        // SAFETY: `old` came from `Box::into_raw` in an earlier `arm` on this thread and was
-        // unpublished by the `replace` above.
-        drop(unsafe { Box::from_raw(old) });
-    }
-    slot
+    crate::publish(
+        &SLOT,
+        Box::new(Slot {
+            x: [0; 31],
+            sp: 0,
+            pc: 0,
+            pstate: 0,
+            q: [0; 32],
+            fpsr: 0,
+            fpcr: 0,
+            state: AtomicU32::new(IDLE),
+            signal: 0,
+            si_code: 0,
+            fault_address: 0,
+            ranges,
+            stack: crate::thread_stack(),
+            callback,
+            strategy,
+        }),
+    )
 }
 
 /// Disarms this thread if `slot` is still its slot, and frees the slot.
 pub(crate) fn disarm(slot: *mut Slot) {
-    if SLOT.with(Cell::get) == slot {
-        SLOT.with(|s| s.set(std::ptr::null_mut()));
-        // SAFETY: `slot` came from `Box::into_raw` in `arm` and was unpublished above; disarm
-        // runs in ordinary code, never inside a capture.
-        drop(unsafe { Box::from_raw(slot) });
-    }
+    drop(crate::unpublish(&SLOT, slot));
 }
 
 /// The FPSIMD record of a signal frame, if the kernel put one there.

@@ -93,46 +93,35 @@ pub(crate) fn arm(
     let mut xsave_buffer = vec![0u8; size + 64];
     let align = xsave_buffer.as_ptr().align_offset(64);
     let xsave = xsave_buffer[align..].as_mut_ptr();
-    let slot = Box::into_raw(Box::new(Slot {
-        gprs: [0; 16],
-        rip: 0,
-        rflags: 0,
-        return_sp: 0,
-        xsave,
-        state: AtomicU32::new(IDLE),
-        fault_pc: 0,
-        signal: 0,
-        si_code: 0,
-        fault_address: 0,
-        vregs: [0; 16],
-        mxcsr: 0,
-        fcw: 0,
-        fsw: 0,
-        ranges,
-        stack: crate::thread_stack(),
-        callback,
-        xsave_buffer,
-        strategy,
-    }));
-    let old = SLOT.with(|s| s.replace(slot));
-    if !old.is_null() {
-        // SAFETY: `old` came from `Box::into_raw` in an earlier `arm` on this thread and was
-        // unpublished by the `replace` above, so nothing else can reach it.
-        drop(unsafe { Box::from_raw(old) });
-    }
-    slot
+    crate::publish(
+        &SLOT,
+        Box::new(Slot {
+            gprs: [0; 16],
+            rip: 0,
+            rflags: 0,
+            return_sp: 0,
+            xsave,
+            state: AtomicU32::new(IDLE),
+            fault_pc: 0,
+            signal: 0,
+            si_code: 0,
+            fault_address: 0,
+            vregs: [0; 16],
+            mxcsr: 0,
+            fcw: 0,
+            fsw: 0,
+            ranges,
+            stack: crate::thread_stack(),
+            callback,
+            xsave_buffer,
+            strategy,
+        }),
+    )
 }
 
 /// Disarms this thread if `slot` is still its slot, and frees the slot.
 pub(crate) fn disarm(slot: *mut Slot) {
-    let current = SLOT.with(Cell::get);
-    if current == slot {
-        SLOT.with(|s| s.set(std::ptr::null_mut()));
-        // SAFETY: `slot` came from `Box::into_raw` in `arm` and was this thread's published
-        // slot until the line above; only this thread's signal handler reads it, and no signal
-        // can be in its capture now (disarm runs in ordinary code, not inside a capture).
-        drop(unsafe { Box::from_raw(slot) });
-    }
+    drop(crate::unpublish(&SLOT, slot));
 }
 
 /// The signal-handler half: see the module documentation. Returns `true` when the context was

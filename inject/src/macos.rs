@@ -182,13 +182,7 @@ pub(crate) fn arm(
         unregister(thread);
         return Err(Unsupported);
     }
-    let slot = Box::into_raw(Box::new(Slot { thread, ranges, stack: crate::thread_stack(), callback }));
-    let old = SLOT.with(|s| s.replace(slot));
-    if !old.is_null() {
-        // SAFETY: an earlier slot of this thread, unpublished by the `replace` above.
-        drop(unsafe { Box::from_raw(old) });
-    }
-    Ok(slot)
+    Ok(crate::publish(&SLOT, Box::new(Slot { thread, ranges, stack: crate::thread_stack(), callback })))
 }
 
 /// Removes `thread` from the registry and gives it its ports back.
@@ -202,12 +196,7 @@ fn unregister(thread: mach_port_t) {
 
 /// Disarms the calling thread if `slot` is still its slot.
 pub(crate) fn disarm(slot: *mut Slot) {
-    if SLOT.with(Cell::get) != slot {
-        return;
-    }
-    SLOT.with(|s| s.set(std::ptr::null_mut()));
-    // SAFETY: `slot` came from `Box::into_raw` in `arm` and was unpublished above.
-    let slot = unsafe { Box::from_raw(slot) };
+    let Some(slot) = crate::unpublish(&SLOT, slot) else { return };
     unregister(slot.thread);
     // SAFETY: drops the send right `mach_thread_self` gave in `arm`.
     unsafe { mach_port_deallocate(mach_task_self(), slot.thread) };
