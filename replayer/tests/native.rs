@@ -1,6 +1,11 @@
 //! Native capture wired into Wasmtime's signal hook, tested against Wasmtime itself: the fault
 //! address minus the memory base is Wasmtime's Wasm address, many threads capture many traps
-//! at once, and a thread that is not armed sees plain Wasmtime behaviour.
+//! at once, a thread that is not armed sees plain Wasmtime behaviour, and a fault in host code
+//! is left alone.
+// The host-fault child reports on stderr what its parent checks.
+#![allow(clippy::print_stderr)]
+
+use std::os::unix::process::ExitStatusExt;
 
 use wasmtime::{Engine, Instance, Module, Store};
 use wtrace_replayer::engine::EngineSettings;
@@ -98,4 +103,54 @@ fn a_thread_that_is_not_armed_sees_plain_wasmtime() {
     let error = parse.call(&mut store, 0x10000).expect_err("out of bounds");
     assert_eq!(error.downcast_ref::<wasmtime::Trap>(), Some(&wasmtime::Trap::MemoryOutOfBounds));
     assert_eq!(parse.call(&mut store, 16).unwrap(), 0, "the instance still works after the trap");
+}
+
+/// Recurses until the stack overflows, in host code (safe Rust: the guard page faults).
+fn overflow_host_stack(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    let frame = std::hint::black_box([depth; 64]);
+    overflow_host_stack(depth + 1).wrapping_add(frame[7])
+}
+
+/// A fault in host code while Wasm is on the stack is not intercepted: the hook declines it
+/// (its PC is outside the module's code) and the process dies as it would without wtrace. Run
+/// in a child process, which this test starts from its own binary.
+#[test]
+fn a_fault_in_host_code_is_not_intercepted() {
+    const CHILD: &str = "WTRACE_HOST_FAULT_CHILD";
+    if std::env::var_os(CHILD).is_some() {
+        let engine = engine();
+        let module = Module::new(
+            &engine,
+            r#"(module (import "host" "work" (func $work)) (func (export "run") (call $work)))"#,
+        )
+        .unwrap();
+        let mut store = Store::new(&engine, ());
+        let _native = NativeCapturer::install(&mut store, &module);
+        let work = wasmtime::Func::wrap(&mut store, || {
+            eprintln!("host function entered");
+            std::hint::black_box(overflow_host_stack(0));
+        });
+        let instance = Instance::new(&mut store, &module, &[work.into()]).unwrap();
+        let run = instance.get_typed_func::<(), ()>(&mut store, "run").unwrap();
+        let _ = run.call(&mut store, ());
+        eprintln!("the host fault was swallowed");
+        std::process::exit(0);
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_fault_in_host_code_is_not_intercepted", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("host function entered"), "{stderr}");
+    assert!(!stderr.contains("the host fault was swallowed"), "{stderr}");
+    let signal = out.status.signal();
+    assert!(
+        matches!(signal, Some(libc::SIGSEGV | libc::SIGABRT | libc::SIGBUS)),
+        "{:?}: {stderr}",
+        out.status
+    );
 }
