@@ -17,6 +17,10 @@ struct Regs {
     nzcv: u64,
     _pad: u64,
     q: [u128; 32],
+    /// Offset 784.
+    fpsr: u64,
+    /// Offset 792.
+    fpcr: u64,
 }
 
 static SAVED_SP: AtomicU64 = AtomicU64::new(0);
@@ -51,6 +55,10 @@ macro_rules! fault_function {
             "str x1, [x2]",
             "ldr x2, [x0, #256]",
             "msr nzcv, x2",
+            "ldr x2, [x0, #784]",
+            "msr fpsr, x2",
+            "ldr x2, [x0, #792]",
+            "msr fpcr, x2",
             "ldp q0, q1, [x0, #272]",
             "ldp q2, q3, [x0, #304]",
             "ldp q4, q5, [x0, #336]",
@@ -114,6 +122,12 @@ macro_rules! fault_function {
             "str x2, [x0, #248]",
             "mrs x2, nzcv",
             "str x2, [x0, #256]",
+            "mrs x2, fpsr",
+            "str x2, [x0, #784]",
+            "mrs x2, fpcr",
+            "str x2, [x0, #792]",
+            // Back to the default FP control for the Rust code after the test function.
+            "msr fpcr, xzr",
             "stp q0, q1, [x0, #272]",
             "stp q2, q3, [x0, #304]",
             "stp q4, q5, [x0, #336]",
@@ -207,7 +221,16 @@ fn patterns(seed: u64) -> Regs {
         x ^= x << 17;
         x
     };
-    let mut regs = Regs { x: [0; 31], sp: 0, nzcv: 0xa000_0000, _pad: 0, q: [0; 32] };
+    // FPSR: the cumulative IOC, DZC and QC flags; FPCR: round towards zero (RMode = 0b11).
+    let mut regs = Regs {
+        x: [0; 31],
+        sp: 0,
+        nzcv: 0xa000_0000,
+        _pad: 0,
+        q: [0; 32],
+        fpsr: 0x0800_0003,
+        fpcr: 0x00c0_0000,
+    };
     for r in &mut regs.x {
         *r = next();
     }
@@ -251,11 +274,17 @@ fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int
     let sink = std::rc::Rc::clone(&seen);
     let armed = arm_with(
         vec![(function as *const () as usize, end as *const () as usize)],
-        Box::new(move |c: &Capture| sink.borrow_mut().push(c.clone())),
+        Box::new(move |c: &Capture| {
+            sink.borrow_mut().push(c.clone());
+            // Ordinary code may leave the FP control and status registers changed: the stub
+            // must put the interrupted ones back.
+            // SAFETY: writes only FPCR and FPSR, which the stub restores.
+            unsafe { std::arch::asm!("msr fpcr, xzr", "msr fpsr, xzr") };
+        }),
         strategy,
     )
     .expect("aarch64 Linux is supported");
-    let mut output = Regs { x: [0; 31], sp: 0, nzcv: 0, _pad: 0, q: [0; 32] };
+    let mut output = Regs { x: [0; 31], sp: 0, nzcv: 0, _pad: 0, q: [0; 32], fpsr: 0, fpcr: 0 };
     // SAFETY: the test function follows the C ABI, preserves callee-saved registers and the
     // stack, reads `input` and writes `output`.
     unsafe { function(input, &raw mut output) };
@@ -266,7 +295,7 @@ fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int
     let capture = captures[0].clone();
     assert_eq!(capture.signal, signal, "{name}");
     let sp = SAVED_SP.load(Ordering::SeqCst);
-    let RawRegisters::Aarch64 { x, sp: seen_sp, pc, nzcv, q, .. } = capture.registers else {
+    let RawRegisters::Aarch64 { x, sp: seen_sp, pc, nzcv, q, fpsr, fpcr } = capture.registers else {
         panic!("{name}: not aarch64")
     };
     assert_eq!(pc, fault as *const () as usize as u64, "{name}: pc");
@@ -274,10 +303,14 @@ fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int
     assert_eq!(x, input.x, "{name}: callback saw x0-x30");
     assert_eq!(nzcv, input.nzcv, "{name}: callback saw nzcv");
     assert_eq!(q, input.q, "{name}: callback saw q0-q31");
+    assert_eq!(u64::from(fpsr), input.fpsr, "{name}: callback saw fpsr");
+    assert_eq!(u64::from(fpcr), input.fpcr, "{name}: callback saw fpcr");
     assert_eq!(output.x, input.x, "{name}: x0-x30 after resuming");
     assert_eq!(output.sp, sp, "{name}: sp after resuming");
     assert_eq!(output.nzcv, input.nzcv, "{name}: nzcv after resuming");
     assert_eq!(output.q, input.q, "{name}: q0-q31 after resuming");
+    assert_eq!(output.fpsr, input.fpsr, "{name}: fpsr after resuming");
+    assert_eq!(output.fpcr, input.fpcr, "{name}: fpcr after resuming");
     capture
 }
 

@@ -17,7 +17,8 @@ struct Regs {
     /// `rax rbx rcx rdx rsi rdi rbp rsp r8 … r15` (rsp: ignored on input).
     gprs: [u64; 16],
     rflags: u64,
-    _pad: u64,
+    /// MXCSR in the low 32 bits (offset 136).
+    mxcsr: u64,
     xmm: [u128; 16],
 }
 
@@ -45,6 +46,7 @@ macro_rules! fault_function {
             "mov [rip + {results}], rsi",
             "push qword ptr [rdi + 128]",
             "popfq",
+            "ldmxcsr [rdi + 136]",
             "movdqu xmm0, [rdi + 144]",
             "movdqu xmm1, [rdi + 160]",
             "movdqu xmm2, [rdi + 176]",
@@ -103,6 +105,11 @@ macro_rules! fault_function {
             "pushfq",
             "pop rbx",
             "mov [rax + 128], rbx",
+            "stmxcsr [rax + 136]",
+            // Back to the default SSE control for the Rust code after the test function.
+            "push 0x1f80",
+            "ldmxcsr [rsp]",
+            "add rsp, 8",
             "movdqu [rax + 144], xmm0",
             "movdqu [rax + 160], xmm1",
             "movdqu [rax + 176], xmm2",
@@ -200,7 +207,7 @@ fn patterns(seed: u64) -> Regs {
         x ^= x << 17;
         x
     };
-    let mut regs = Regs { gprs: [0; 16], rflags: 0, _pad: 0, xmm: [0; 16] };
+    let mut regs = Regs { gprs: [0; 16], rflags: 0, mxcsr: 0, xmm: [0; 16] };
     for gpr in &mut regs.gprs {
         *gpr = next();
     }
@@ -209,6 +216,8 @@ fn patterns(seed: u64) -> Regs {
     }
     // CF PF AF ZF SF DF OF and the always-one bit 1.
     regs.rflags = 0x0cd7;
+    // All exceptions masked (the default), rounding towards zero, flush-to-zero.
+    regs.mxcsr = 0xff80;
     regs
 }
 
@@ -256,11 +265,17 @@ fn round_trip(strategy: Strategy, site: Site, input: &Regs) -> (Regs, Vec<Captur
     let sink = std::rc::Rc::clone(&seen);
     let _armed = arm_with(
         vec![(function as usize, end as usize)],
-        Box::new(move |c: &Capture| sink.borrow_mut().push(c.clone())),
+        Box::new(move |c: &Capture| {
+            sink.borrow_mut().push(c.clone());
+            // Ordinary code may leave MXCSR changed: the stub must put the interrupted one back.
+            let default: u32 = 0x1f80;
+            // SAFETY: loads MXCSR from a valid u32; the stub restores it.
+            unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &raw const default) };
+        }),
         strategy,
     )
     .expect("x86_64 Linux is supported");
-    let mut output = Regs { gprs: [0; 16], rflags: 0, _pad: 0, xmm: [0; 16] };
+    let mut output = Regs { gprs: [0; 16], rflags: 0, mxcsr: 0, xmm: [0; 16] };
     // SAFETY: the test function follows the C ABI, preserves callee-saved registers and the
     // stack, reads `input` and writes `output`.
     unsafe { function(input, &raw mut output) };
@@ -286,7 +301,7 @@ fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int
     }
     assert_eq!(rflags & FLAGS, input.rflags & FLAGS, "{name}: callback saw rflags");
     assert_eq!(xmm, input.xmm, "{name}: callback saw xmm");
-    assert_eq!(mxcsr & 0xffc0, 0x1f80, "{name}: default mxcsr");
+    assert_eq!(u64::from(mxcsr), input.mxcsr, "{name}: callback saw mxcsr");
     // Every register came back bit-exact after the injected call.
     for i in 0..16 {
         let want = if i == 7 { rsp } else { input.gprs[i] };
@@ -294,6 +309,7 @@ fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int
     }
     assert_eq!(output.rflags & FLAGS, input.rflags & FLAGS, "{name}: rflags after resuming");
     assert_eq!(output.xmm, input.xmm, "{name}: xmm after resuming");
+    assert_eq!(output.mxcsr, input.mxcsr, "{name}: mxcsr after resuming");
 }
 
 /// Both strategies: the state in the thread's slot (Linux), or pushed onto the guest stack (the
@@ -345,7 +361,7 @@ fn faults_outside_the_ranges_are_declined() {
     )
     .unwrap();
     let input = patterns(7);
-    let mut output = Regs { gprs: [0; 16], rflags: 0, _pad: 0, xmm: [0; 16] };
+    let mut output = Regs { gprs: [0; 16], rflags: 0, mxcsr: 0, xmm: [0; 16] };
     // SAFETY: as in `round_trip`.
     unsafe { wtrace_test_ud2(&raw const input, &raw mut output) };
     assert_eq!(seen.get(), 0);
