@@ -375,7 +375,9 @@ fn set_returned(outcome: &mut Outcome, errno: i32) {
 fn error_outcome(error: &wasmtime::Error) -> Outcome {
     match error.downcast_ref::<I32Exit>() {
         Some(exit) => Outcome::Exited(exit.0),
-        None => Outcome::Error(error.root_cause().to_string()),
+        // The whole cause chain, outermost first, one cause a line: replay rebuilds the same
+        // chain, so its report matches the recording's line for line.
+        None => Outcome::Error(error.chain().map(ToString::to_string).collect::<Vec<_>>().join("\n")),
     }
 }
 

@@ -492,8 +492,16 @@ fn apply_call(
             Ok(Ok(()))
         }
         Outcome::Exited(code) => Ok(Err(ReplayedExit(*code).into())),
-        Outcome::Error(message) => Ok(Err(wasmtime::Error::msg(message.clone()))),
+        Outcome::Error(chain) => Ok(Err(host_error(chain))),
     }
+}
+
+/// The recorded host error as Wasmtime saw it: the cause chain, outermost first, one cause a
+/// line (older traces hold just the root cause).
+fn host_error(chain: &str) -> wasmtime::Error {
+    let mut causes = chain.lines().rev();
+    let root = wasmtime::Error::msg(causes.next().unwrap_or_default().to_owned());
+    causes.fold(root, |error, context| error.context(context.to_owned()))
 }
 
 /// Records a divergence and returns the error that stops the guest.

@@ -111,7 +111,7 @@ fn host_call(f: &mut Formatter<'_>, header: &Header, call: &HostCall) -> fmt::Re
             f.write_str(")")?;
         }
         Outcome::Exited(code) => write!(f, " -> exit {code}")?,
-        Outcome::Error(message) => write!(f, " -> error: {message}")?,
+        Outcome::Error(chain) => write!(f, " -> error: {}", chain.replace('\n', ": "))?,
     }
     spans(f, "wrote", &call.writes)?;
     for read in &call.reads {

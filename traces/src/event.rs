@@ -141,7 +141,8 @@ pub enum Outcome {
     Returned(Vec<Value>),
     /// It ended the program with this exit status (`proc_exit`).
     Exited(i32),
-    /// It failed with a host error, which traps the guest.
+    /// It failed with a host error, which traps the guest: the error's cause chain, outermost
+    /// first, one cause a line.
     Error(String),
 }
 
