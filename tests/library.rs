@@ -172,3 +172,42 @@ fn custom_host_functions_are_recorded_generically() {
         "{text}"
     );
 }
+
+/// Imports of types WASI never uses (floats here) are replayed through Wasmtime's untyped
+/// path, which must give the same results.
+#[test]
+fn float_host_functions_replay_through_the_untyped_path() {
+    use wtrace::recorder::wasmtime::{Val, ValType};
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("float.wat");
+    std::fs::write(
+        &module,
+        r#"(module
+  (import "env" "scale" (func $scale (param f64 f32) (result f64 i64)))
+  (func (export "run") (result i64) (local $count i64)
+    (call $scale (f64.const 1.5) (f32.const 2.0))
+    (local.set $count)
+    (i64.trunc_f64_s)
+    (local.get $count)
+    (i64.add)))"#,
+    )
+    .unwrap();
+    let path = dir.path().join("float.zst");
+    let options = RecordOptions::from_file(&module).unwrap().invoke("run").host_func(
+        "env",
+        "scale",
+        &[ValType::F64, ValType::F32],
+        &[ValType::F64, ValType::I64],
+        |_, params, results| {
+            let (Val::F64(x), Val::F32(y)) = (&params[0], &params[1]) else { unreachable!() };
+            results[0] = Val::F64((f64::from_bits(*x) * f64::from(f32::from_bits(*y)) * 10.0).to_bits());
+            results[1] = Val::I64(7);
+            Ok(())
+        },
+    );
+    let recorded = wtrace::record(&options, &path).unwrap();
+    assert_eq!(recorded.end, RunEnd::Returned(vec![wtrace::Value::I64(37)]));
+    let run = wtrace::replay(&Trace::open(&path).unwrap()).unwrap();
+    run.assert_matched();
+    assert_eq!(run.end, RunEnd::Returned(vec![wtrace::Value::I64(37)]));
+}

@@ -13,6 +13,7 @@ mod error;
 pub mod native;
 pub mod outcome;
 mod replay;
+mod typed;
 
 pub use assert::TrapAssert;
 pub use error::ReplayError;

@@ -138,7 +138,7 @@ struct Diverged;
 struct ReplayedExit(i32);
 
 /// Store data of a replay.
-struct ReplayState {
+pub(crate) struct ReplayState {
     events: wtrace_traces::Events,
     /// The next recorded event, decoded into a reused buffer.
     event: Event,
@@ -345,9 +345,15 @@ fn link_shims(
         let Some(ty) = import.ty().func().cloned() else { continue };
         let name = ImportName { module: import.module().to_owned(), name: import.name().to_owned() };
         let id = recorded_imports.iter().position(|i| *i == name).map(|i| ImportId(i as u32));
+        let typed = crate::typed::link(&mut linker, &ty, &name, id)
+            .map_err(|e| ReplayError::Setup(format!("{e:#}")))?;
+        if typed {
+            continue;
+        }
         linker
             .func_new(import.module(), import.name(), ty.clone(), move |caller, params, results| {
-                replay_call(caller, &name, id, &ty, params, results)
+                let params: Vec<Value> = params.iter().map(value_of).collect();
+                replay_call(caller, &name, id, &params, ResultSlot::Vals(results, &ty))
             })
             .map_err(|e| ReplayError::Setup(format!("{e:#}")))?;
     }
@@ -373,34 +379,39 @@ fn invoke_args(run: &wtrace_traces::RunInfo) -> Vec<String> {
     if run.invoke.is_some() { run.args.clone() } else { Vec::new() }
 }
 
+/// Where a replayed call's results go.
+pub(crate) enum ResultSlot<'a> {
+    /// Wasmtime's untyped results, of the function's result types.
+    Vals(&'a mut [Val], &'a FuncType),
+    /// A single `i32` result (every WASI function's errno).
+    I32(&'a mut i32),
+    /// No result (`proc_exit`).
+    Unit,
+}
+
 /// One replayed host call.
-fn replay_call(
+pub(crate) fn replay_call(
     mut caller: Caller<'_, ReplayState>,
     name: &ImportName,
     id: Option<ImportId>,
-    ty: &FuncType,
-    params: &[Val],
-    results: &mut [Val],
+    params: &[Value],
+    results: ResultSlot<'_>,
 ) -> wasmtime::Result<()> {
     let state = caller.data_mut();
     let seq = state.seq;
     let matches = match (&state.event, seq, id) {
-        (Event::HostCall(call), Some(_), Some(id)) => {
-            call.import == id
-                && call.params.len() == params.len()
-                && call.params.iter().zip(params).all(|(recorded, actual)| *recorded == value_of(actual))
-        }
+        (Event::HostCall(call), Some(_), Some(id)) => call.import == id && call.params == params,
         _ => false,
     };
     if !matches {
         let expected = state.describe_next();
-        let shown: Vec<String> = params.iter().map(|p| value_of(p).to_string()).collect();
+        let shown: Vec<String> = params.iter().map(ToString::to_string).collect();
         return Err(diverge(&mut caller, seq, expected, format!("{}({})", name.name, shown.join(", "))));
     }
     let Event::HostCall(call) = std::mem::replace(&mut state.event, Event::Exit { code: 0 }) else {
         return Err(Diverged.into());
     };
-    let result = apply_call(&mut caller, name, &call, ty, results);
+    let result = apply_call(&mut caller, name, &call, results);
     let state = caller.data_mut();
     state.event = Event::HostCall(call);
     state.host_calls += 1;
@@ -424,8 +435,7 @@ fn apply_call(
     caller: &mut Caller<'_, ReplayState>,
     name: &ImportName,
     call: &HostCall,
-    ty: &FuncType,
-    results: &mut [Val],
+    results: ResultSlot<'_>,
 ) -> Result<wasmtime::Result<()>, (String, String)> {
     let export = match &caller.data().memory {
         Some(export) => Some(export.clone()),
@@ -478,16 +488,32 @@ fn apply_call(
     }
     match &call.outcome {
         Outcome::Returned(values) => {
-            if values.len() != results.len() {
+            let expected = match &results {
+                ResultSlot::Vals(slots, _) => slots.len(),
+                ResultSlot::I32(_) => 1,
+                ResultSlot::Unit => 0,
+            };
+            if values.len() != expected {
                 return Err((
                     format!("{} returning {} values", name.name, values.len()),
-                    format!("{} results expected", results.len()),
+                    format!("{expected} results expected"),
                 ));
             }
-            for ((slot, value), ty) in results.iter_mut().zip(values).zip(ty.results()) {
-                *slot = val_of(value, &ty).ok_or_else(|| {
-                    (format!("{} returning {value}", name.name), format!("a result of type {ty}"))
-                })?;
+            match results {
+                ResultSlot::Vals(slots, ty) => {
+                    for ((slot, value), ty) in slots.iter_mut().zip(values).zip(ty.results()) {
+                        *slot = val_of(value, &ty).ok_or_else(|| {
+                            (format!("{} returning {value}", name.name), format!("a result of type {ty}"))
+                        })?;
+                    }
+                }
+                ResultSlot::I32(slot) => match values[0] {
+                    Value::I32(v) => *slot = v,
+                    other => {
+                        return Err((format!("{} returning {other}", name.name), "an i32 result".into()));
+                    }
+                },
+                ResultSlot::Unit => {}
             }
             Ok(Ok(()))
         }
