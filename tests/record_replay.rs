@@ -306,6 +306,21 @@ fn bad_input_gets_one_clear_line_and_its_exit_code() {
         "unknown -W option `warp-drive`",
     );
 
+    let shared = dir.path().join("shared.wat");
+    std::fs::write(&shared, r#"(module (memory (export "memory") 1 1 shared) (func (export "_start")))"#)
+        .unwrap();
+    check(&["record", "-o", trace, shared.to_str().unwrap()], 209, "shared memory support is disabled");
+    let out =
+        wtrace(&["record", "-q", "-o", trace, "-W", "threads=y,shared-memory=y", shared.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // A trap in the start function is the guest's, recorded like any other.
+    let start = dir.path().join("start.wat");
+    std::fs::write(&start, r"(module (func $boom unreachable) (start $boom))").unwrap();
+    let out = wtrace(&["record", "-q", "-o", trace, start.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
+    assert_eq!(wtrace(&["replay", "-q", trace]).status.code(), Some(134));
+
     let module = fixture("traps/unreachable.wat");
     wtrace(&["record", "-q", "-o", trace, module.to_str().unwrap()]);
     let mut bytes = std::fs::read(trace).unwrap();

@@ -254,8 +254,9 @@ const DIV: Site = Site {
 /// The status flags and DF: what the test sets and checks (IF is always set in user mode).
 const FLAGS: u64 = 0x0cd5;
 
-/// Runs one round trip; returns what the callback saw.
-fn round_trip(strategy: Strategy, site: Site, input: &Regs) -> (Regs, Vec<Capture>) {
+/// Runs one round trip; returns the registers after resuming, what the callback saw, and the
+/// stack pointer at the fault (read while the test functions' statics are still ours).
+fn round_trip(strategy: Strategy, site: Site, input: &Regs) -> (Regs, Vec<Capture>, u64) {
     let Site { function, fault, resume, end } = site;
     let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     install_handler();
@@ -280,17 +281,16 @@ fn round_trip(strategy: Strategy, site: Site, input: &Regs) -> (Regs, Vec<Captur
     // stack, reads `input` and writes `output`.
     unsafe { function(input, &raw mut output) };
     let captures = seen.borrow().clone();
-    (output, captures)
+    (output, captures, SAVED_RSP.load(Ordering::SeqCst))
 }
 
 fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int) {
     let fault = site.fault;
-    let (output, captures) = round_trip(strategy, site, input);
+    let (output, captures, rsp) = round_trip(strategy, site, input);
     let name = &format!("{name} ({strategy:?})");
     assert_eq!(captures.len(), 1, "{name}: exactly one capture");
     let capture = &captures[0];
     assert_eq!(capture.signal, signal, "{name}");
-    let rsp = SAVED_RSP.load(Ordering::SeqCst);
     let RawRegisters::X86_64 { gprs, rip, rflags, xmm, mxcsr, .. } = capture.registers else {
         panic!("{name}: not x86_64 registers")
     };
@@ -330,7 +330,7 @@ fn bad_load_round_trip() {
     for strategy in STRATEGIES {
         let mut input = patterns(0x1234_5678_9abc_def1);
         input.gprs[10] = 0x10; // r10: an unmapped address
-        let (_, captures) = round_trip(strategy, LOAD, &input);
+        let (_, captures, _) = round_trip(strategy, LOAD, &input);
         assert_eq!(captures[0].fault_address, 0x10, "{strategy:?}");
         check(strategy, "load", LOAD, &input, libc::SIGSEGV);
     }

@@ -56,7 +56,17 @@ pub fn run<T: 'static>(
         }
         None => None,
     };
-    let instance = pre.instantiate(&mut *store).map_err(EntryError::Run)?;
+    let instance = pre.instantiate(&mut *store).map_err(|error| {
+        // An error that passed through no Wasm frame is the engine refusing the module (a
+        // feature switched off, a memory too large), not the guest's start function failing.
+        if error.downcast_ref::<wasmtime::Trap>().is_none()
+            && error.downcast_ref::<wasmtime::WasmBacktrace>().is_none()
+        {
+            EntryError::Setup(format!("cannot instantiate the module: {error:#}"))
+        } else {
+            EntryError::Run(error)
+        }
+    })?;
     *instance_out = Some(instance);
     let Some((name, params, result_count)) = entry else {
         if let Some(start) = instance.get_func(&mut *store, "_start") {

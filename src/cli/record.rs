@@ -134,6 +134,9 @@ fn record_error(error: &RecordError, module: &Path) -> CliError {
             message.clone(),
             Some(if message.contains("unknown import") {
                 "wtrace provides the WASI preview 1 (`wasi_snapshot_preview1`) imports".to_string()
+            } else if message.contains("disabled") {
+                "switch the Wasm feature on with -W, as for `wasmtime run` (e.g. -W threads=y,shared-memory=y)"
+                    .to_string()
             } else {
                 "see `wtrace record --help`".to_string()
             }),
