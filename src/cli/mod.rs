@@ -30,7 +30,8 @@ Exit codes:
   206  `replay`: an --expect-* check failed
   207  an output could not be written (disk full, permissions)
   208  internal error (a bug: please report it)
-  209  the module cannot be run: not valid Wasm/WAT, an unknown import, no such --invoke function
+  209  the module cannot be run: not valid Wasm/WAT, an unknown import, no such --invoke
+       function, a Wasm feature switched off (-W)
   210  `replay`: the trace was refused (recorded with another module, engine config or Wasmtime)";
 
 /// Record/replay trace debugger for WebAssembly on Wasmtime.
