@@ -26,6 +26,8 @@ mod linux_aarch64_tests;
 mod linux_x86_64;
 #[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
 mod linux_x86_64_tests;
+#[cfg(all(test, target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod test_harness;
 #[cfg(all(target_arch = "x86_64", any(target_os = "linux", target_vendor = "apple")))]
 mod x86_64_push;
 
@@ -247,6 +249,15 @@ pub fn supported() -> bool {
     SUPPORTED
 }
 
+/// Whether `pc` lies in one of the half-open code `ranges`.
+#[cfg(any(
+    target_vendor = "apple",
+    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+))]
+fn in_ranges(ranges: &[(usize, usize)], pc: u64) -> bool {
+    ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&pc))
+}
+
 /// Walks the frame-pointer chain of a stopped or interrupted frame: `(pc, fp)` of the faulting
 /// frame, then `(return address, caller's fp)` while return addresses are in `ranges`. A frame
 /// record is two words at `fp` (the caller's fp, then the return address) on x86_64 and
@@ -265,7 +276,6 @@ fn walk_frames(
     align: u64,
 ) -> Vec<(u64, u64)> {
     const MAX_FRAMES: usize = 1024;
-    let in_code = |pc: u64| ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&pc));
     let (low, high) = stack;
     let mut frames = vec![(pc, fp)];
     let mut fp = fp;
@@ -276,7 +286,7 @@ fn walk_frames(
         // SAFETY: `fp` and `fp + 8` lie within this thread's stack (checked above), which is
         // mapped and readable for the life of the thread.
         let (next_fp, return_address) = unsafe { (*(fp as *const u64), *((fp + 8) as *const u64)) };
-        if !in_code(return_address) || next_fp <= fp {
+        if !in_ranges(ranges, return_address) || next_fp <= fp {
             break;
         }
         frames.push((return_address, next_fp));

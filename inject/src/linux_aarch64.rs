@@ -127,7 +127,7 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
             return true;
         }
     }
-    if !slot.ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&pc)) {
+    if !crate::in_ranges(&slot.ranges, pc) {
         return false;
     }
     match slot.state.load(Ordering::Relaxed) {

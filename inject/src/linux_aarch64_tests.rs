@@ -2,12 +2,12 @@
 //! as the x86_64 ones: patterns in x0–x30, NZCV and q0–q31; fault; check the callback saw
 //! exactly those values; resume at a test-only address; check every register came back.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use libc::{c_int, c_void, siginfo_t, ucontext_t};
+use libc::c_int;
 
-use crate::{Capture, RawRegisters, Strategy, arm_with, handle_signal};
+use crate::test_harness::{Patterns, prepare};
+use crate::{Capture, RawRegisters, Strategy, arm_with};
 
 #[repr(C, align(16))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,9 +25,6 @@ struct Regs {
 
 static SAVED_SP: AtomicU64 = AtomicU64::new(0);
 static RESULTS: AtomicU64 = AtomicU64::new(0);
-static FAULT_SITE: AtomicUsize = AtomicUsize::new(0);
-static RESUME: AtomicUsize = AtomicUsize::new(0);
-static SERIAL: Mutex<()> = Mutex::new(());
 
 macro_rules! fault_function {
     ($name:literal, $fault:literal) => {
@@ -182,45 +179,8 @@ unsafe extern "C" {
     fn wtrace_test_load_end();
 }
 
-extern "C" fn on_fault(signum: c_int, info: *mut siginfo_t, context: *mut c_void) {
-    // SAFETY: called by the kernel as an SA_SIGINFO handler with its own arguments.
-    if unsafe { handle_signal(signum, info, context) } {
-        return;
-    }
-    // SAFETY: the kernel passed a valid ucontext for this signal.
-    let uc = unsafe { &mut *context.cast::<ucontext_t>() };
-    if uc.uc_mcontext.pc as usize == FAULT_SITE.load(Ordering::SeqCst) {
-        uc.uc_mcontext.pc = RESUME.load(Ordering::SeqCst) as u64;
-    } else {
-        // SAFETY: abort is async-signal-safe.
-        unsafe { libc::abort() };
-    }
-}
-
-fn install_handler() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for signal in [libc::SIGILL, libc::SIGSEGV, libc::SIGBUS] {
-            // SAFETY: as in the x86_64 tests.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_fault as *const () as usize;
-                action.sa_flags = libc::SA_SIGINFO;
-                libc::sigemptyset(&raw mut action.sa_mask);
-                assert_eq!(libc::sigaction(signal, &raw const action, std::ptr::null_mut()), 0);
-            }
-        }
-    });
-}
-
 fn patterns(seed: u64) -> Regs {
-    let mut x = seed;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = Patterns(seed);
     // FPSR: the cumulative IOC, DZC and QC flags; FPCR: round towards zero (RMode = 0b11).
     let mut regs = Regs {
         x: [0; 31],
@@ -232,10 +192,10 @@ fn patterns(seed: u64) -> Regs {
         fpcr: 0x00c0_0000,
     };
     for r in &mut regs.x {
-        *r = next();
+        *r = next.next_u64();
     }
     for q in &mut regs.q {
-        *q = u128::from(next()) << 64 | u128::from(next());
+        *q = next.next_u128();
     }
     regs
 }
@@ -266,10 +226,7 @@ const LOAD: Site = Site {
 
 fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int) -> Capture {
     let Site { function, fault, resume, end } = site;
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    install_handler();
-    FAULT_SITE.store(fault as *const () as usize, Ordering::SeqCst);
-    RESUME.store(resume as *const () as usize, Ordering::SeqCst);
+    let _serial = prepare(fault, resume);
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let sink = std::rc::Rc::clone(&seen);
     let armed = arm_with(

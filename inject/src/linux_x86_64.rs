@@ -140,7 +140,7 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     let (slot, uc) = unsafe { (&mut *slot, &mut *context.cast::<ucontext_t>()) };
     let gregs = &mut uc.uc_mcontext.gregs;
     let pc = gregs[libc::REG_RIP as usize] as u64;
-    if !slot.ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&pc)) {
+    if !crate::in_ranges(&slot.ranges, pc) {
         return false;
     }
     match slot.state.load(Ordering::Relaxed) {

@@ -3,12 +3,12 @@
 //! resume past the fault at a test-only address, and check every register came back
 //! bit-exact.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use libc::{c_int, c_void, siginfo_t, ucontext_t};
+use libc::c_int;
 
-use crate::{Capture, RawRegisters, Strategy, arm, arm_with, handle_signal};
+use crate::test_harness::{Patterns, prepare};
+use crate::{Capture, RawRegisters, Strategy, arm, arm_with};
 
 /// Register file as the test functions load and store it.
 #[repr(C, align(16))]
@@ -24,10 +24,6 @@ struct Regs {
 
 static SAVED_RSP: AtomicU64 = AtomicU64::new(0);
 static RESULTS: AtomicU64 = AtomicU64::new(0);
-static FAULT_SITE: AtomicUsize = AtomicUsize::new(0);
-static RESUME: AtomicUsize = AtomicUsize::new(0);
-/// One round trip at a time: the test functions share the statics above.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 macro_rules! fault_function {
     ($name:literal, $fault:literal) => {
@@ -163,56 +159,14 @@ unsafe extern "C" {
     fn wtrace_test_div_end();
 }
 
-/// The test's signal handler: call injection first; the second fault at the test's fault
-/// site resumes at the test-only resume label.
-extern "C" fn on_fault(signum: c_int, info: *mut siginfo_t, context: *mut c_void) {
-    // SAFETY: called by the kernel as an SA_SIGINFO handler with its own arguments.
-    if unsafe { handle_signal(signum, info, context) } {
-        return;
-    }
-    // SAFETY: the kernel passed a valid ucontext for this signal.
-    let uc = unsafe { &mut *context.cast::<ucontext_t>() };
-    let rip = &mut uc.uc_mcontext.gregs[libc::REG_RIP as usize];
-    if *rip as usize == FAULT_SITE.load(Ordering::SeqCst) {
-        *rip = RESUME.load(Ordering::SeqCst) as i64;
-    } else {
-        // A fault the test did not plan: die loudly rather than loop.
-        // SAFETY: abort is async-signal-safe.
-        unsafe { libc::abort() };
-    }
-}
-
-fn install_handler() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for signal in [libc::SIGILL, libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE] {
-            // SAFETY: a zeroed sigaction is a valid starting point; the handler has the
-            // SA_SIGINFO signature and stays valid for the life of the process.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_fault as *const () as usize;
-                action.sa_flags = libc::SA_SIGINFO;
-                libc::sigemptyset(&raw mut action.sa_mask);
-                assert_eq!(libc::sigaction(signal, &raw const action, std::ptr::null_mut()), 0);
-            }
-        }
-    });
-}
-
 fn patterns(seed: u64) -> Regs {
-    let mut x = seed;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = Patterns(seed);
     let mut regs = Regs { gprs: [0; 16], rflags: 0, mxcsr: 0, xmm: [0; 16] };
     for gpr in &mut regs.gprs {
-        *gpr = next();
+        *gpr = next.next_u64();
     }
     for xmm in &mut regs.xmm {
-        *xmm = u128::from(next()) << 64 | u128::from(next());
+        *xmm = next.next_u128();
     }
     // CF PF AF ZF SF DF OF and the always-one bit 1.
     regs.rflags = 0x0cd7;
@@ -258,10 +212,7 @@ const FLAGS: u64 = 0x0cd5;
 /// stack pointer at the fault (read while the test functions' statics are still ours).
 fn round_trip(strategy: Strategy, site: Site, input: &Regs) -> (Regs, Vec<Capture>, u64) {
     let Site { function, fault, resume, end } = site;
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    install_handler();
-    FAULT_SITE.store(fault as usize, Ordering::SeqCst);
-    RESUME.store(resume as usize, Ordering::SeqCst);
+    let _serial = prepare(fault, resume);
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let sink = std::rc::Rc::clone(&seen);
     let _armed = arm_with(
@@ -348,10 +299,7 @@ fn divide_by_zero_round_trip() {
 /// A fault outside the armed ranges is not touched.
 #[test]
 fn faults_outside_the_ranges_are_declined() {
-    let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    install_handler();
-    FAULT_SITE.store(wtrace_test_ud2_fault as *const () as usize, Ordering::SeqCst);
-    RESUME.store(wtrace_test_ud2_resume as *const () as usize, Ordering::SeqCst);
+    let _serial = prepare(wtrace_test_ud2_fault, wtrace_test_ud2_resume);
     let seen = std::rc::Rc::new(std::cell::Cell::new(0));
     let sink = std::rc::Rc::clone(&seen);
     // Armed for the load function only: the ud2 fault goes straight to the test handler.
@@ -439,10 +387,7 @@ fn avx_upper_halves_survive_the_injected_call() {
         return;
     }
     for strategy in STRATEGIES {
-        let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        install_handler();
-        FAULT_SITE.store(wtrace_test_ymm_fault as *const () as usize, Ordering::SeqCst);
-        RESUME.store(wtrace_test_ymm_resume as *const () as usize, Ordering::SeqCst);
+        let _serial = prepare(wtrace_test_ymm_fault, wtrace_test_ymm_resume);
         let mut input = [0u8; 512];
         for (i, byte) in input.iter_mut().enumerate() {
             *byte = (i as u8).wrapping_mul(37).wrapping_add(11);

@@ -354,7 +354,7 @@ fn redirect_aarch64(thread: mach_port_t, ranges: &[(usize, usize)], info: (c_int
         ThreadState { x, sp: state.__sp, pc: state.__pc, nzcv: u64::from(state.__cpsr) & 0xf000_0000 };
     // SAFETY: the thread is stopped; at the resume point its SP is the pushed block.
     let resumed = unsafe { resume(&mut thread_state) };
-    let in_code = ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&state.__pc));
+    let in_code = crate::in_ranges(ranges, state.__pc);
     if !resumed && !in_code {
         return false;
     }
@@ -387,8 +387,7 @@ fn redirect_x86_64(thread: mach_port_t, ranges: &[(usize, usize)], info: (c_int,
     // SAFETY: `thread` is stopped in its exception; the buffer holds `count` words.
     let got =
         unsafe { thread_get_state(thread, x86_THREAD_STATE64, (&raw mut state).cast(), &raw mut count) };
-    let rip = state.__rip as usize;
-    if got != KERN_SUCCESS || !ranges.iter().any(|&(start, end)| (start..end).contains(&rip)) {
+    if got != KERN_SUCCESS || !crate::in_ranges(ranges, state.__rip) {
         return false;
     }
     let s = &state;

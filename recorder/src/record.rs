@@ -200,7 +200,7 @@ pub(crate) struct RecordState {
     writer: TraceWriter,
     sizes: StringSizes,
     /// Reused for every host call so the per-call path does not allocate.
-    scratch: Event,
+    scratch: HostCall,
     regions: Vec<(u32, u32)>,
     /// The first write error; the run is stopped with it.
     failed: Option<TraceError>,
@@ -241,7 +241,7 @@ impl RecordState {
         result: &wasmtime::Result<i32>,
         memory: &GuestMemory<'_>,
     ) -> wasmtime::Result<()> {
-        let Event::HostCall(call) = &mut self.scratch else { unreachable_scratch() };
+        let call = &mut self.scratch;
         call.import = import;
         call.params.clear();
         call.params.extend_from_slice(params);
@@ -281,7 +281,7 @@ impl RecordState {
         before: &[u8],
         after: &[u8],
     ) -> wasmtime::Result<()> {
-        let Event::HostCall(call) = &mut self.scratch else { unreachable_scratch() };
+        let call = &mut self.scratch;
         call.import = import;
         call.params.clear();
         call.params.extend_from_slice(params);
@@ -304,7 +304,7 @@ impl RecordState {
     /// Checks that every byte that differs between `before` and `after` lies in a write the
     /// scratch event (the call just recorded) holds.
     pub(crate) fn audit_writes(&mut self, row: &WriteSet, before: &[u8], after: &[u8]) {
-        let Event::HostCall(call) = &self.scratch else { return };
+        let call = &self.scratch;
         let Some(audit) = self.audit.as_mut() else { return };
         let index = audit.iter().position(|e| e.function == row.name).unwrap_or_else(|| {
             audit.push(AuditEntry { function: row.name, calls: 0, missed: Vec::new() });
@@ -337,7 +337,7 @@ impl RecordState {
         code: i32,
         error: &wasmtime::Error,
     ) -> wasmtime::Result<()> {
-        let Event::HostCall(call) = &mut self.scratch else { unreachable_scratch() };
+        let call = &mut self.scratch;
         call.import = import;
         call.params.clear();
         call.params.push(Value::I32(code));
@@ -348,7 +348,7 @@ impl RecordState {
     }
 
     fn append_scratch(&mut self) -> wasmtime::Result<()> {
-        match self.writer.append(&self.scratch) {
+        match self.writer.append_host_call(&self.scratch) {
             Ok(_) => Ok(()),
             Err(error) => {
                 self.failed = Some(error);
@@ -356,10 +356,6 @@ impl RecordState {
             }
         }
     }
-}
-
-fn unreachable_scratch() -> ! {
-    panic!("the recorder's scratch event is always a host call")
 }
 
 fn set_returned(outcome: &mut Outcome, errno: i32) {
@@ -504,7 +500,7 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
         wasi,
         writer,
         sizes: StringSizes::new(&argv, &options.env),
-        scratch: Event::HostCall(HostCall::empty()),
+        scratch: HostCall::empty(),
         regions: Vec::new(),
         failed: None,
         audit: options.audit_writes.then(Vec::new),

@@ -66,9 +66,14 @@ impl NativeCapturer {
         NativeCapturer { armed: armed.ok(), captured, text: range, address_map, unsupported }
     }
 
+    /// Whether native `pc` is in this module's compiled code.
+    fn in_text(&self, pc: u64) -> bool {
+        (self.text.0..self.text.1).contains(&pc)
+    }
+
     /// The Wasm offset of native `pc`, when it is in this module's code.
     fn wasm_pc(&self, pc: u64) -> Option<u32> {
-        if !(self.text.0..self.text.1).contains(&pc) {
+        if !self.in_text(pc) {
             return None;
         }
         let offset = pc - self.text.0;
@@ -88,7 +93,7 @@ impl NativeCapturer {
         let capture = self.captured.borrow_mut().take();
         // A stack-overflow check faults in a prologue, where the address map has no Wasm
         // offset: any PC in the module's code counts.
-        let Some(capture) = capture.filter(|c| (self.text.0..self.text.1).contains(&c.pc())) else {
+        let Some(capture) = capture.filter(|c| self.in_text(c.pc())) else {
             trap.native = NativeCapture::Missing(if self.unsupported {
                 MissingReason::Unsupported
             } else {

@@ -345,15 +345,16 @@ fn link_shims(
         let Some(ty) = import.ty().func().cloned() else { continue };
         let name = ImportName { module: import.module().to_owned(), name: import.name().to_owned() };
         let id = recorded_imports.iter().position(|i| *i == name).map(|i| ImportId(i as u32));
-        let typed = crate::typed::link(&mut linker, &ty, &name, id)
-            .map_err(|e| ReplayError::Setup(format!("{e:#}")))?;
+        let shim = Shim::new(name, id);
+        let typed =
+            crate::typed::link(&mut linker, &ty, &shim).map_err(|e| ReplayError::Setup(format!("{e:#}")))?;
         if typed {
             continue;
         }
         linker
             .func_new(import.module(), import.name(), ty.clone(), move |caller, params, results| {
                 let params: Vec<Value> = params.iter().map(value_of).collect();
-                replay_call(caller, &name, id, &params, ResultSlot::Vals(results, &ty))
+                replay_call(caller, &shim, &params, ResultSlot::Vals(results, &ty))
             })
             .map_err(|e| ReplayError::Setup(format!("{e:#}")))?;
     }
@@ -379,6 +380,23 @@ fn invoke_args(run: &wtrace_traces::RunInfo) -> Vec<String> {
     if run.invoke.is_some() { run.args.clone() } else { Vec::new() }
 }
 
+/// What a replay shim knows about the import it answers, worked out once when linking.
+#[derive(Debug, Clone)]
+pub(crate) struct Shim {
+    pub(crate) name: ImportName,
+    /// Its number in the trace header, when the recording had it.
+    pub(crate) id: Option<ImportId>,
+    /// WASI's `fd_write`: what it wrote to descriptors 1 and 2 is the guest's output.
+    prints: bool,
+}
+
+impl Shim {
+    fn new(name: ImportName, id: Option<ImportId>) -> Shim {
+        let prints = name.module == "wasi_snapshot_preview1" && name.name == "fd_write";
+        Shim { name, id, prints }
+    }
+}
+
 /// Where a replayed call's results go.
 pub(crate) enum ResultSlot<'a> {
     /// Wasmtime's untyped results, of the function's result types.
@@ -392,11 +410,11 @@ pub(crate) enum ResultSlot<'a> {
 /// One replayed host call.
 pub(crate) fn replay_call(
     mut caller: Caller<'_, ReplayState>,
-    name: &ImportName,
-    id: Option<ImportId>,
+    shim: &Shim,
     params: &[Value],
     results: ResultSlot<'_>,
 ) -> wasmtime::Result<()> {
+    let (name, id) = (&shim.name, shim.id);
     let state = caller.data_mut();
     let seq = state.seq;
     let matches = match (&state.event, seq, id) {
@@ -411,7 +429,7 @@ pub(crate) fn replay_call(
     let Event::HostCall(call) = std::mem::replace(&mut state.event, Event::Exit { code: 0 }) else {
         return Err(Diverged.into());
     };
-    let result = apply_call(&mut caller, name, &call, results);
+    let result = apply_call(&mut caller, shim, &call, results);
     let state = caller.data_mut();
     state.event = Event::HostCall(call);
     state.host_calls += 1;
@@ -433,10 +451,11 @@ pub(crate) fn replay_call(
 #[allow(clippy::type_complexity)]
 fn apply_call(
     caller: &mut Caller<'_, ReplayState>,
-    name: &ImportName,
+    shim: &Shim,
     call: &HostCall,
     results: ResultSlot<'_>,
 ) -> Result<wasmtime::Result<()>, (String, String)> {
+    let name = &shim.name;
     let export = match &caller.data().memory {
         Some(export) => Some(export.clone()),
         None if call.writes.is_empty() && call.reads.is_empty() => None,
@@ -464,7 +483,7 @@ fn apply_call(
             ));
         }
     }
-    if name.module == "wasi_snapshot_preview1" && name.name == "fd_write" {
+    if shim.prints {
         let fd = call.params.first();
         let sink = match fd {
             Some(Value::I32(1)) => Some(&mut state.stdout),

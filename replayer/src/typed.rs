@@ -3,9 +3,9 @@
 //! (boxing every argument and result as a `Val`). Any other import type falls back to it.
 
 use wasmtime::{Caller, FuncType, Linker, ValType};
-use wtrace_traces::{ImportId, ImportName, Value};
+use wtrace_traces::Value;
 
-use crate::replay::{ReplayState, ResultSlot, replay_call};
+use crate::replay::{ReplayState, ResultSlot, Shim, replay_call};
 
 /// A typed argument and its recorded form.
 trait Arg: Copy {
@@ -37,13 +37,12 @@ fn shape(ty: &FuncType) -> Option<String> {
 
 macro_rules! typed_shapes {
     ($($shape:literal => ($($arg:ident: $ty:ident),*);)*) => {
-        /// Defines a typed replay shim for `name` when its type has one of the shapes WASI
+        /// Defines a typed replay shim for the import when its type has one of the shapes WASI
         /// uses; returns whether it did.
         pub(crate) fn link(
             linker: &mut Linker<ReplayState>,
             ty: &FuncType,
-            name: &ImportName,
-            id: Option<ImportId>,
+            shim: &Shim,
         ) -> wasmtime::Result<bool> {
             let Some(shape) = shape(ty) else { return Ok(false) };
             let results: Vec<ValType> = ty.results().collect();
@@ -52,21 +51,21 @@ macro_rules! typed_shapes {
                 [ValType::I32] => true,
                 _ => return Ok(false),
             };
-            let import = name.clone();
+            let (module, name, import) = (&shim.name.module, &shim.name.name, shim.clone());
             match (shape.as_str(), returns_i32) {
                 ("i", false) => {
-                    linker.func_wrap(&name.module, &name.name, move |caller: Caller<'_, ReplayState>, a: i32| {
-                        replay_call(caller, &import, id, &[a.value()], ResultSlot::Unit)
+                    linker.func_wrap(module, name, move |caller: Caller<'_, ReplayState>, a: i32| {
+                        replay_call(caller, &import, &[a.value()], ResultSlot::Unit)
                     })?;
                 }
                 $(
                     ($shape, true) => {
                         linker.func_wrap(
-                            &name.module,
-                            &name.name,
+                            module,
+                            name,
                             move |caller: Caller<'_, ReplayState>, $($arg: $ty),*| -> wasmtime::Result<i32> {
                                 let mut out = 0;
-                                replay_call(caller, &import, id, &[$($arg.value()),*], ResultSlot::I32(&mut out))?;
+                                replay_call(caller, &import, &[$($arg.value()),*], ResultSlot::I32(&mut out))?;
                                 Ok(out)
                             },
                         )?;

@@ -98,6 +98,19 @@ impl RecordEncoder {
             Event::Exit { code } => encode_value(code, &mut self.body)?,
             Event::Returned { values } => encode_value(values, &mut self.body)?,
         }
+        self.finish(out)
+    }
+
+    /// Appends one host-call record to `out`.
+    pub(crate) fn encode_host_call(&mut self, call: &HostCall, out: &mut Vec<u8>) -> crate::Result<()> {
+        self.body.clear();
+        self.body.push(kind_byte(EventKind::HostCall));
+        crate::fast::encode_host_call(call, &mut self.body);
+        self.finish(out)
+    }
+
+    /// Appends the record in `body` to `out`, length first.
+    fn finish(&self, out: &mut Vec<u8>) -> crate::Result<()> {
         if self.body.len() > MAX_RECORD_LEN {
             return Err(crate::TraceError::InvalidInput(format!(
                 "an event of {} bytes exceeds the {MAX_RECORD_LEN}-byte limit",

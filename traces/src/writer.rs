@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::codec::RecordEncoder;
 use crate::container::{self, IndexEntry, TAG_HEADER, TAG_MODULE};
 use crate::error::{Result, TraceError};
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, HostCall};
 use crate::header::{Header, sha256};
 
 /// Batches that may wait for the compressor at once.
@@ -165,8 +165,20 @@ impl TraceWriter {
     /// Appends one event and returns its seq.
     pub fn append(&mut self, event: &Event) -> Result<u64> {
         self.encoder.encode(event, &mut self.batch.bytes)?;
+        self.appended(event.kind())
+    }
+
+    /// Appends a host call, as [`TraceWriter::append`] would `Event::HostCall(call.clone())`,
+    /// without wrapping it: the recorder keeps one host call it refills for every call.
+    pub fn append_host_call(&mut self, call: &HostCall) -> Result<u64> {
+        self.encoder.encode_host_call(call, &mut self.batch.bytes)?;
+        self.appended(EventKind::HostCall)
+    }
+
+    /// Counts an event just encoded into the batch and sends the batch when it is due.
+    fn appended(&mut self, kind: EventKind) -> Result<u64> {
         self.batch.events += 1;
-        self.batch.kind_counts[event.kind().index()] += 1;
+        self.batch.kind_counts[kind.index()] += 1;
         let seq = self.next_seq;
         self.next_seq += 1;
         if self.batch.bytes.len() >= self.options.batch_bytes || self.flush_due.load(Ordering::Relaxed) {

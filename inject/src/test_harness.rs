@@ -1,0 +1,94 @@
+//! What the stub round-trip tests of every architecture share: one signal handler that hands
+//! a fault to call injection first and, for the planned second fault, resumes the test
+//! function at its test-only resume label; the lock that serializes the test functions (they
+//! keep state in statics); and a pattern generator.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use libc::{c_int, c_void, siginfo_t, ucontext_t};
+
+use crate::handle_signal;
+
+/// Where the test function faults, and where it resumes after the injected call.
+static FAULT_SITE: AtomicUsize = AtomicUsize::new(0);
+static RESUME: AtomicUsize = AtomicUsize::new(0);
+/// One round trip at a time: the test functions share statics.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The program counter field of a signal context.
+fn pc(uc: &mut ucontext_t) -> &mut u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let rip: &mut i64 = &mut uc.uc_mcontext.gregs[libc::REG_RIP as usize];
+        // SAFETY: `i64` and `u64` have the same size and alignment, and every bit pattern is
+        // valid for both.
+        unsafe { &mut *std::ptr::from_mut(rip).cast::<u64>() }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        &mut uc.uc_mcontext.pc
+    }
+}
+
+extern "C" fn on_fault(signum: c_int, info: *mut siginfo_t, context: *mut c_void) {
+    // SAFETY: called by the kernel as an SA_SIGINFO handler with its own arguments.
+    if unsafe { handle_signal(signum, info, context) } {
+        return;
+    }
+    // SAFETY: the kernel passed a valid ucontext for this signal.
+    let pc = pc(unsafe { &mut *context.cast::<ucontext_t>() });
+    if *pc as usize == FAULT_SITE.load(Ordering::SeqCst) {
+        *pc = RESUME.load(Ordering::SeqCst) as u64;
+    } else {
+        // A fault the test did not plan: die loudly rather than loop.
+        // SAFETY: abort is async-signal-safe.
+        unsafe { libc::abort() };
+    }
+}
+
+fn install_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for signal in [libc::SIGILL, libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE] {
+            // SAFETY: a zeroed sigaction is a valid starting point; the handler has the
+            // SA_SIGINFO signature and stays valid for the life of the process.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_fault as *const () as usize;
+                action.sa_flags = libc::SA_SIGINFO;
+                libc::sigemptyset(&raw mut action.sa_mask);
+                assert_eq!(libc::sigaction(signal, &raw const action, std::ptr::null_mut()), 0);
+            }
+        }
+    });
+}
+
+/// Takes the round-trip lock and sets up the handler for a test function that faults at
+/// `fault` and resumes at `resume`. Hold the guard until the test function's results are read.
+pub(crate) fn prepare(
+    fault: unsafe extern "C" fn(),
+    resume: unsafe extern "C" fn(),
+) -> MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    install_handler();
+    FAULT_SITE.store(fault as *const () as usize, Ordering::SeqCst);
+    RESUME.store(resume as *const () as usize, Ordering::SeqCst);
+    guard
+}
+
+/// A xorshift stream of register patterns.
+pub(crate) struct Patterns(pub(crate) u64);
+
+impl Patterns {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub(crate) fn next_u128(&mut self) -> u128 {
+        u128::from(self.next_u64()) << 64 | u128::from(self.next_u64())
+    }
+}
