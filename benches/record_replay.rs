@@ -16,7 +16,7 @@ use wasmtime::{Linker, Module, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wtrace::recorder::EngineSettings;
+use wtrace::EngineSettings;
 use wtrace::{RecordOptions, Trace};
 
 /// A guest: WAT text, how many host calls it makes, and whether it needs `/data`.

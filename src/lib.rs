@@ -26,11 +26,15 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod exit_codes;
+
 pub use wtrace_recorder::{RecordError, RecordOptions, Recorded, record};
-pub use wtrace_replayer::{Divergence, Replay, ReplayError, ReplayOptions, RunEnd, TrapAssert};
+pub use wtrace_replayer::{Divergence, Replay, ReplayError, ReplayOptions, TrapAssert};
+pub use wtrace_runtime::{EngineSettings, RunEnd, SetupError};
 
 pub use wtrace_recorder as recorder;
 pub use wtrace_replayer as replayer;
+pub use wtrace_runtime as runtime;
 pub use wtrace_traces as traces;
 pub use wtrace_traces::{
     Completeness, Event, EventKind, Frame, Header, HostCall, Outcome, Trace, TraceError, Trap, TrapCode,

@@ -2,23 +2,21 @@
 
 use std::path::PathBuf;
 
+use wtrace_runtime::{SettingError, SetupError};
 use wtrace_traces::TraceError;
 
 /// Why a recording could not be made or finished. A guest that traps or exits non-zero is
 /// not an error: it is a recorded outcome.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum RecordError {
-    /// The engine settings were rejected.
-    #[error("{0}")]
-    Engine(String),
-    /// The module is not valid Wasm or WAT.
-    #[error("`{name}` is not a valid WebAssembly module: {detail}")]
-    InvalidModule {
-        /// Module name.
-        name: String,
-        /// What is wrong.
-        detail: String,
-    },
+    /// The engine settings cannot be used (an unknown `-W` option, a combination Wasmtime
+    /// rejects).
+    #[error(transparent)]
+    Settings(#[from] SettingError),
+    /// The module cannot be run as asked; nothing of it ran.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
     /// A preopened directory cannot be opened.
     #[error("cannot open directory {path}: {detail}", path = .path.display())]
     Dir {
@@ -27,9 +25,6 @@ pub enum RecordError {
         /// Why.
         detail: String,
     },
-    /// The module cannot be linked or started as asked (unknown import, unknown export).
-    #[error("{0}")]
-    Link(String),
     /// The trace could not be written.
     #[error("cannot write trace {path}: {source}", path = .path.display())]
     Trace {
@@ -38,4 +33,7 @@ pub enum RecordError {
         /// The write error.
         source: TraceError,
     },
+    /// Something that cannot fail did (a bug in wtrace).
+    #[error("internal error: {0}")]
+    Internal(String),
 }

@@ -7,10 +7,11 @@
 use std::sync::Arc;
 
 use wasmtime::{Caller, Extern, FuncType, Linker, Val, ValType};
-use wtrace_replayer::entry::value_of;
+use wtrace_runtime::entry::value_of;
+use wtrace_runtime::memory;
 use wtrace_traces::{ImportId, Value};
 
-use crate::record::RecordState;
+use crate::state::RecordState;
 
 /// The body of a host function: guest memory (the `memory` export, empty when there is
 /// none), the arguments, and the results to fill in. An error traps the guest.
@@ -61,7 +62,7 @@ fn call_and_capture(
     params: &[Val],
     results: &mut [Val],
 ) -> wasmtime::Result<()> {
-    let memory = match caller.get_export("memory") {
+    let memory = match memory::export(caller, true) {
         Some(Extern::Memory(memory)) => Some(memory),
         _ => None,
     };
@@ -75,39 +76,4 @@ fn call_and_capture(
     let returned: Vec<Value> = results.iter().map(value_of).collect();
     state.record_generic(import, &values, result.as_ref().map(|()| returned.as_slice()), &before, bytes)?;
     result
-}
-
-/// `(offset, len)` of the runs of bytes that differ between `before` and `after` (bytes past
-/// the end of `before` count as changed). Runs closer than 16 bytes are merged: one record
-/// costs more than a few unchanged bytes.
-pub(crate) fn changed_runs(before: &[u8], after: &[u8]) -> Vec<(usize, usize)> {
-    const MERGE_GAP: usize = 16;
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for (at, byte) in after.iter().enumerate() {
-        if before.get(at) == Some(byte) {
-            continue;
-        }
-        match runs.last_mut() {
-            Some((start, len)) if at - (*start + *len) <= MERGE_GAP => *len = at + 1 - *start,
-            _ => runs.push((at, 1)),
-        }
-    }
-    runs
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runs_cover_changes_and_merge_close_ones() {
-        let before = vec![0u8; 100];
-        let mut after = before.clone();
-        after[3] = 1;
-        after[10] = 1;
-        after[60] = 1;
-        after[61] = 2;
-        assert_eq!(changed_runs(&before, &after), vec![(3, 8), (60, 2)]);
-        assert_eq!(changed_runs(&before, &before), vec![]);
-    }
 }

@@ -5,13 +5,12 @@
 
 mod error;
 mod host_funcs;
+mod options;
 mod record;
+mod state;
 mod wasi;
-mod write_sets;
 
 pub use error::RecordError;
 pub use host_funcs::{HostFn, HostFunc};
-pub use record::{AuditEntry, Dir, Output, RecordOptions, Recorded, Stdin, record};
-pub use wasmtime;
-pub use wtrace_replayer::engine::EngineSettings;
-pub use wtrace_replayer::outcome::RunEnd;
+pub use options::{AuditEntry, Dir, Output, RecordOptions, Recorded, Stdin};
+pub use record::record;

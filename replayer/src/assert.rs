@@ -9,8 +9,9 @@ use std::fmt::Write as _;
 
 use wtrace_traces::{Trap, TrapCode};
 
-use crate::outcome::{RunEnd, describe_frame, readable_name};
 use crate::replay::Replay;
+use wtrace_runtime::RunEnd;
+use wtrace_runtime::outcome::{describe_frame, readable_name};
 
 impl Replay {
     /// Asserts the replay followed the recording to the same end.

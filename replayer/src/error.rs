@@ -1,23 +1,33 @@
 //! Why a replay could not run. A replay that ran and diverged is not an error: it is a
 //! [`crate::Replay`] with a [`crate::Divergence`].
 
+use wtrace_runtime::{SettingError, SetupError};
 use wtrace_traces::TraceError;
 
 /// Why a replay could not run.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReplayError {
     /// The trace cannot be read.
     #[error(transparent)]
     Trace(#[from] TraceError),
-    /// The trace needs an engine this build cannot provide.
-    #[error("{0}")]
-    Engine(String),
+    /// The trace was recorded with another Wasmtime, whose machine code and stack depths may
+    /// differ.
+    #[error(
+        "the trace was recorded with Wasmtime {recorded}, this wtrace runs Wasmtime {running}; machine code and stack depths may differ"
+    )]
+    WasmtimeVersion {
+        /// The recording's Wasmtime.
+        recorded: String,
+        /// This build's.
+        running: &'static str,
+    },
+    /// The trace was recorded with engine settings this build cannot honour.
+    #[error(transparent)]
+    Settings(#[from] SettingError),
     /// The trace names no module.
     #[error("the trace names no module to replay")]
     NoModule,
-    /// The module does not compile.
-    #[error("the module cannot be compiled: {0}")]
-    InvalidModule(String),
     /// A module given to replay with is not the one recorded.
     #[error(
         "the module given is not the one recorded (`{recorded}`: sha256 {recorded_sha256}, given: {given_sha256})"
@@ -31,6 +41,6 @@ pub enum ReplayError {
         given_sha256: String,
     },
     /// The module cannot be run as the recording ran it.
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
 }

@@ -190,7 +190,7 @@ fn format_utc(unix_ms: u64) -> String {
 /// Imports the recorder has no write-set table for: every host function outside WASI preview 1
 /// is recorded by diffing all of linear memory around the call.
 fn generic_imports(run: &wtrace::traces::RunInfo) -> impl Iterator<Item = &wtrace::traces::ImportName> {
-    run.imports.iter().filter(|i| i.module != "wasi_snapshot_preview1")
+    run.imports.iter().filter(|i| !wtrace::runtime::wasi::is_wasi(i))
 }
 
 #[cfg(test)]

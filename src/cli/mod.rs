@@ -14,29 +14,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub(crate) use exit::{CliError, ExitCode};
-
-const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0    success
-  0-125  `record` and `replay`: the guest's own exit status
-  134  `record` and `replay`: the guest trapped (as `wasmtime run` exits on a trap)
-  200  usage error: bad flags, arguments or event range
-  201  an input file is missing or unreadable
-  202  an input is not a wtrace trace
-  203  the trace is damaged (truncated, bad checksum, corrupt); `wtrace repair` may help
-  204  the trace needs a newer wtrace (newer format major version)
-  205  `replay`: the run diverged from the recording
-  206  `replay`: an --expect-* check failed
-  207  an output could not be written (disk full, permissions)
-  208  internal error (a bug: please report it)
-  209  the module cannot be run: not valid Wasm/WAT, an unknown import, no such --invoke
-       function, a Wasm feature switched off (-W)
-  210  `replay`: the trace was refused (recorded with another module, engine config or Wasmtime)";
+pub(crate) use exit::CliError;
 
 /// Record/replay trace debugger for WebAssembly on Wasmtime.
 #[derive(Debug, Parser)]
-#[command(name = "wtrace", version, about, after_help = EXIT_CODES_HELP, propagate_version = true)]
+#[command(name = "wtrace", version, about, after_help = wtrace::exit_codes::help(), propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,7 +32,7 @@ enum Command {
     /// exits with the guest's exit status, or 134 on a trap. Without -o, the trace goes to the
     /// trace directory (`$WTRACE_DIR`, else `$XDG_DATA_HOME/wtrace`, else
     /// `~/.local/share/wtrace`) and `latest` names it.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = wtrace::exit_codes::help())]
     Record {
         /// Grant the guest access to a host directory, as GUEST (default: the same path).
         #[arg(long = "dir", value_name = "HOST[::GUEST]")]
@@ -81,7 +63,7 @@ enum Command {
     ///
     /// Exits with the recorded run's status (134 for a trap), so a replay is a drop-in re-run;
     /// a divergence, a refused trace and a failed --expect-* have codes of their own.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = wtrace::exit_codes::help())]
     Replay {
         /// The trace file, or `latest`.
         trace: PathBuf,
@@ -106,7 +88,7 @@ enum Command {
         allow_modified_module: bool,
     },
     /// Describe a trace: header, modules, event counts by kind, sizes.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = wtrace::exit_codes::help())]
     Info {
         /// The trace file.
         trace: PathBuf,
@@ -115,7 +97,7 @@ enum Command {
         json: bool,
     },
     /// Print events, one line each.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = wtrace::exit_codes::help())]
     Dump {
         /// The trace file.
         trace: PathBuf,
@@ -126,7 +108,7 @@ enum Command {
         json: bool,
     },
     /// Rebuild the index of a trace whose recording did not finish, in place and atomically.
-    #[command(after_help = EXIT_CODES_HELP)]
+    #[command(after_help = wtrace::exit_codes::help())]
     Repair {
         /// The trace file.
         trace: PathBuf,
@@ -138,9 +120,10 @@ pub(crate) fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            let code = if error.use_stderr() { ExitCode::Usage } else { ExitCode::Success };
+            let code =
+                if error.use_stderr() { wtrace::exit_codes::USAGE } else { wtrace::exit_codes::SUCCESS };
             let _ = error.print();
-            return code as i32;
+            return code;
         }
     };
     let result = std::panic::catch_unwind(|| run(cli));
@@ -149,10 +132,10 @@ pub(crate) fn main() -> i32 {
         Ok(Err(error)) => error,
         Err(_) => CliError::internal("a panic occurred (see the message above)"),
     };
-    if error.code != ExitCode::Quiet {
+    if !error.silent {
         output::report_error(&error);
     }
-    error.code.process_code()
+    error.code
 }
 
 /// Runs one subcommand; returns the process exit status.

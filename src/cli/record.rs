@@ -2,9 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use wtrace::recorder::{self, Dir, EngineSettings, Output, RecordError, RecordOptions, RunEnd, Stdin};
+use wtrace::recorder::{self, Dir, Output, RecordError, RecordOptions, Stdin};
+use wtrace::{EngineSettings, RunEnd};
 
-use super::{CliError, ExitCode, output, trace_dir};
+use wtrace::exit_codes;
+
+use super::{CliError, output, trace_dir};
 
 /// The parsed `wtrace record` command line.
 #[derive(Debug)]
@@ -23,13 +26,13 @@ pub(crate) struct RecordArgs {
 pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
     let mut engine = EngineSettings::default();
     for flag in &args.wasm_flags {
-        engine.apply_flag(flag).map_err(|e| CliError::usage(e.0))?;
+        engine.apply_flag(flag).map_err(|e| CliError::usage(e.to_string()))?;
     }
     let dirs = args.dirs.iter().map(|d| parse_dir(d)).collect::<Result<Vec<_>, _>>()?;
     let env = args.env.iter().map(|e| parse_env(e)).collect::<Result<Vec<_>, _>>()?;
     let module = std::fs::read(&args.module).map_err(|e| {
         CliError::new(
-            ExitCode::InputMissing,
+            exit_codes::INPUT_MISSING,
             format!("cannot read module {}: {e}", args.module.display()),
             Some("check the path".to_string()),
         )
@@ -99,7 +102,7 @@ fn parse_dir(text: &str) -> Result<Dir, CliError> {
     let host = PathBuf::from(host);
     if !host.is_dir() {
         return Err(CliError::new(
-            ExitCode::InputMissing,
+            exit_codes::INPUT_MISSING,
             format!("--dir {}: no such directory", host.display()),
             Some("create it or fix the path".to_string()),
         ));
@@ -123,29 +126,14 @@ fn parse_env(text: &str) -> Result<(String, String), CliError> {
 
 fn record_error(error: &RecordError, module: &Path) -> CliError {
     match error {
-        RecordError::Engine(message) => CliError::usage(message.clone()),
-        RecordError::InvalidModule { .. } => CliError::new(
-            ExitCode::ModuleUnusable,
-            error.to_string(),
-            Some(format!("{} must be a WebAssembly module (.wasm or .wat)", module.display())),
-        ),
-        RecordError::Link(message) => CliError::new(
-            ExitCode::ModuleUnusable,
-            message.clone(),
-            Some(if message.contains("unknown import") {
-                "wtrace provides the WASI preview 1 (`wasi_snapshot_preview1`) imports".to_string()
-            } else if message.contains("disabled") {
-                "switch the Wasm feature on with -W, as for `wasmtime run` (e.g. -W threads=y,shared-memory=y)"
-                    .to_string()
-            } else {
-                "see `wtrace record --help`".to_string()
-            }),
-        ),
-        RecordError::Dir { .. } => CliError::new(ExitCode::InputMissing, error.to_string(), None),
+        RecordError::Settings(setting) => CliError::usage(setting.to_string()),
+        RecordError::Setup(setup) => CliError::from_setup(setup, &module.display().to_string(), "record"),
+        RecordError::Dir { .. } => CliError::new(exit_codes::INPUT_MISSING, error.to_string(), None),
         RecordError::Trace { source, .. } => CliError::new(
-            if source.is_damage() { ExitCode::Internal } else { ExitCode::OutputFailed },
+            if source.is_damage() { exit_codes::INTERNAL } else { exit_codes::OUTPUT_FAILED },
             error.to_string(),
             Some("check free space and permissions, or pass -o PATH".to_string()),
         ),
+        _ => CliError::internal(error.to_string()),
     }
 }

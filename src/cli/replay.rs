@@ -4,10 +4,13 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use wtrace::RunEnd;
 use wtrace::TrapCode;
-use wtrace::replayer::{self, OutputSink, ReplayError, ReplayOptions, RunEnd};
+use wtrace::replayer::{self, OutputSink, ReplayError, ReplayOptions};
 
-use super::{CliError, ExitCode, open_trace, output};
+use wtrace::exit_codes;
+
+use super::{CliError, open_trace, output};
 
 /// The parsed `wtrace replay` command line.
 #[derive(Debug)]
@@ -40,7 +43,7 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
         .as_ref()
         .map(|path| {
             std::fs::read(path).map_err(|e| {
-                CliError::new(ExitCode::InputMissing, format!("cannot read {}: {e}", path.display()), None)
+                CliError::new(exit_codes::INPUT_MISSING, format!("cannot read {}: {e}", path.display()), None)
             })
         })
         .transpose()?;
@@ -50,7 +53,7 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
         .map(|path| {
             std::fs::read(path).map_err(|e| {
                 CliError::new(
-                    ExitCode::InputMissing,
+                    exit_codes::INPUT_MISSING,
                     format!("cannot read module {}: {e}", path.display()),
                     None,
                 )
@@ -75,12 +78,14 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
         module,
         allow_modified_module: args.allow_modified_module,
     };
-    let replay = replayer::replay(&trace, options).map_err(|e| replay_error(&e, &trace_path))?;
+    let module_name = trace.header().run.modules.first().map_or_else(String::new, |m| m.name.clone());
+    let replay =
+        replayer::replay(&trace, options).map_err(|e| replay_error(&e, &trace_path, &module_name))?;
 
     if let Some(divergence) = &replay.divergence {
         output::print_stderr(&format!("{divergence}\n"));
         return Err(CliError::new(
-            ExitCode::Diverged,
+            exit_codes::DIVERGED,
             format!(
                 "replay of {} diverged from the recording at event {}",
                 trace_path.display(),
@@ -115,7 +120,7 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
     }
     let failures = failed_expectations(args, expect_trap.as_ref(), expected_stdout.as_deref(), &replay);
     if !failures.is_empty() {
-        return Err(CliError::new(ExitCode::ExpectationFailed, failures.join("; "), None));
+        return Err(CliError::new(exit_codes::EXPECTATION_FAILED, failures.join("; "), None));
     }
     Ok(replay.end.exit_status())
 }
@@ -161,7 +166,7 @@ fn failed_expectations(
 }
 
 /// One line on how the replayed trap's native state compares with the recorded one.
-fn describe_registers(registers: &replayer::native::RegisterComparison) -> String {
+fn describe_registers(registers: &replayer::RegisterComparison) -> String {
     let mut text = format!(
         "native state: {} signal, {} Wasm PCs; {} of {} address-independent registers match ({} holding addresses not compared)",
         if registers.same_signal { "same" } else { "different" },
@@ -181,21 +186,26 @@ fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
     a.iter().zip(b).position(|(x, y)| x != y).or_else(|| (a.len() != b.len()).then(|| a.len().min(b.len())))
 }
 
-fn replay_error(error: &ReplayError, trace: &Path) -> CliError {
+fn replay_error(error: &ReplayError, trace: &Path, module: &str) -> CliError {
     match error {
         ReplayError::Trace(e) => CliError::from_trace(e, trace),
-        ReplayError::Engine(message) => CliError::new(
-            ExitCode::Refused,
-            format!("cannot replay {}: {message}", trace.display()),
+        ReplayError::WasmtimeVersion { .. } | ReplayError::Settings(_) => CliError::new(
+            exit_codes::REFUSED,
+            format!("cannot replay {}: {error}", trace.display()),
             Some("replay it with the wtrace that recorded it".to_string()),
         ),
         ReplayError::ModuleMismatch { .. } => CliError::new(
-            ExitCode::Refused,
+            exit_codes::REFUSED,
             error.to_string(),
             Some("pass --allow-modified-module to replay it anyway and see where it diverges".to_string()),
         ),
-        ReplayError::NoModule | ReplayError::InvalidModule(_) | ReplayError::Setup(_) => CliError::new(
-            ExitCode::ModuleUnusable,
+        ReplayError::Setup(setup) => {
+            let mut cli = CliError::from_setup(setup, module, "replay");
+            cli.message = format!("cannot replay {}: {}", trace.display(), cli.message);
+            cli
+        }
+        _ => CliError::new(
+            exit_codes::MODULE_UNUSABLE,
             format!("cannot replay {}: {error}", trace.display()),
             None,
         ),

@@ -7,7 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{CliError, ExitCode};
+use wtrace::exit_codes;
+
+use super::CliError;
 
 /// The trace directory (not created).
 pub(crate) fn dir() -> Result<PathBuf, CliError> {
@@ -32,7 +34,7 @@ pub(crate) fn resolve(arg: &Path) -> Result<PathBuf, CliError> {
     std::fs::read_link(&link).map(|target| link.parent().unwrap_or(Path::new(".")).join(target)).map_err(
         |_| {
             CliError::new(
-                ExitCode::InputMissing,
+                exit_codes::INPUT_MISSING,
                 format!("no latest trace in {}", link.parent().unwrap_or(Path::new(".")).display()),
                 Some("record one with `wtrace record MODULE`".to_string()),
             )
@@ -46,7 +48,7 @@ pub(crate) fn new_trace(module: &Path) -> Result<PathBuf, CliError> {
     let dir = dir()?;
     std::fs::create_dir_all(&dir).map_err(|e| {
         CliError::new(
-            ExitCode::OutputFailed,
+            exit_codes::OUTPUT_FAILED,
             format!("cannot create trace directory {}: {e}", dir.display()),
             None,
         )
@@ -59,7 +61,7 @@ pub(crate) fn new_trace(module: &Path) -> Result<PathBuf, CliError> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
                 return Err(CliError::new(
-                    ExitCode::OutputFailed,
+                    exit_codes::OUTPUT_FAILED,
                     format!("cannot create {}: {e}", path.display()),
                     Some("check free space and permissions, or pass -o PATH".to_string()),
                 ));

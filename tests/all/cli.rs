@@ -1,11 +1,9 @@
 //! End-to-end tests of `wtrace info`, `dump` and `repair` on traces written by the library.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{sample_events, text, write_trace, wtrace};
+use crate::common::{sample_events, text, write_trace, wtrace};
 use wtrace::traces::WriterOptions;
 
 fn small_frames() -> WriterOptions {
@@ -209,7 +207,7 @@ fn bad_inputs_get_one_line_and_a_documented_code() {
     assert_one_line_error(&wtrace(&["info", dir.path().to_str().unwrap()]), 201, "directory");
 
     // A trace from a newer format major version.
-    let mut future = common::header();
+    let mut future = crate::common::header();
     future.format.major = 2;
     future.writer = "3.1.0".into();
     let mut writer = wtrace::traces::TraceWriter::create(
@@ -219,7 +217,7 @@ fn bad_inputs_get_one_line_and_a_documented_code() {
         WriterOptions::default(),
     )
     .unwrap();
-    writer.append(&common::clock(1)).unwrap();
+    writer.append(&crate::common::clock(1)).unwrap();
     writer.finish().unwrap();
     assert_one_line_error(&wtrace(&["dump", &d("future.zst")]), 204, "wtrace 3.1.0");
 
@@ -266,4 +264,30 @@ fn a_closed_pipe_ends_dump_quietly() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
+
+/// The README's exit-code table lists exactly `wtrace::exit_codes::DOCUMENTED`, in order.
+#[test]
+fn the_readme_documents_every_exit_code() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme.split("### Exit codes").nth(1).expect("the README has an exit-code section");
+    let rows: Vec<(String, String)> = section
+        .lines()
+        .skip_while(|line| !line.starts_with("|---"))
+        .skip(1)
+        .take_while(|line| line.starts_with('|'))
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            (cells[0].to_string(), cells[1..].join(" | "))
+        })
+        .collect();
+    let documented: Vec<(String, String)> = wtrace::exit_codes::DOCUMENTED
+        .iter()
+        .map(|entry| (entry.codes(), entry.meaning.to_string()))
+        .collect();
+    assert_eq!(rows, documented);
+    let help = text(&wtrace(&["--help"]).stdout);
+    for entry in wtrace::exit_codes::DOCUMENTED {
+        assert!(help.contains(&format!("  {:<4} ", entry.codes())), "--help lacks {}", entry.codes());
+    }
 }

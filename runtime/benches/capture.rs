@@ -10,9 +10,8 @@
 use std::time::{Duration, Instant};
 
 use wasmtime::{Instance, Module, Store};
-use wtrace_replayer::engine::EngineSettings;
-use wtrace_replayer::native::NativeCapturer;
-use wtrace_replayer::outcome::{no_native_capture, trap_from_error};
+use wtrace_runtime::outcome::{no_native_capture, trap_from_error};
+use wtrace_runtime::{EngineSettings, NativeCapturer};
 use wtrace_traces::NativeCapture;
 
 const GUEST: &str = r#"(module

@@ -2,11 +2,9 @@
 //! replay must reproduce output, exit status and traps with no host access; divergences and
 //! bad input must be reported with their documented exit codes.
 
-mod common;
-
 use std::path::Path;
 
-use common::{fixture, guest, text, wtrace, wtrace_with};
+use crate::common::{fixture, guest, text, wtrace, wtrace_with};
 use wtrace::traces::{Event, Outcome, TraceWriter, Value, WriterOptions};
 
 fn record(dir: &Path, name: &str, args: &[&str]) -> (std::process::Output, String) {

@@ -3,13 +3,11 @@
 //! same module run without wtrace, `record` must print Wasmtime's report and exit 134, and
 //! `replay` must reproduce the trap.
 
-mod common;
-
-use common::{fixture, text, wtrace};
+use crate::common::{fixture, text, wtrace};
 use wasmtime::{Linker, Module, Store, Trap as WasmtimeTrap, WasmBacktrace};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
-use wtrace::replayer::engine::EngineSettings;
+use wtrace::EngineSettings;
 
 /// What plain Wasmtime (same engine settings, real WASI) reports for a fixture's trap:
 /// the trap, or for a host error its message, and every frame's function index and Wasm PC,

@@ -3,11 +3,9 @@
 //! memory around every call; any byte the host changed outside the recorded writes is a
 //! hole in the table that would make replay diverge.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::guest;
+use crate::common::guest;
 use wtrace::{RecordOptions, RunEnd, Trace};
 
 /// Records with the audit on; returns calls per function, failing on any missed byte.

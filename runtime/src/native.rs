@@ -3,9 +3,8 @@
 //! the capture into the trap's [`NativeSnapshot`]: the Wasm PC from the module's address map,
 //! the frame-pointer walk mapped to Wasm PCs, and the bytes around a memory fault.
 //!
-//! The one module of the recorder and replayer with `unsafe` code: installing the hook is an
-//! `unsafe` Wasmtime API.
-#![allow(unsafe_code)]
+//! [`NativeCapturer::install`] is the one function outside `inject` with `unsafe` code:
+//! installing the hook is an `unsafe` Wasmtime API.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -32,6 +31,7 @@ pub struct NativeCapturer {
 
 impl NativeCapturer {
     /// Arms this thread for `module`'s code and installs the hook on `store`.
+    #[allow(unsafe_code)]
     pub fn install<T>(store: &mut Store<T>, module: &Module) -> NativeCapturer {
         let text = module.text();
         let start = text.as_ptr() as u64;

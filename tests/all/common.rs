@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: building traces through the library and running
 //! the real `wtrace` binary.
-#![allow(dead_code, unreachable_pub)]
+// Each test module uses some of the helpers.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -10,9 +11,9 @@ use wtrace::traces::{
     NativeFrame, NativeSnapshot, Outcome, RunInfo, Signal, TraceWriter, Trap, TrapCode, Value, WriterOptions,
 };
 
-pub const MODULE: &[u8] = b"\0asm\x01\0\0\0";
+pub(crate) const MODULE: &[u8] = b"\0asm\x01\0\0\0";
 
-pub fn header() -> Header {
+pub(crate) fn header() -> Header {
     let imports = ["fd_write", "clock_time_get", "proc_exit"]
         .iter()
         .map(|name| ImportName { module: "wasi_snapshot_preview1".into(), name: (*name).into() })
@@ -30,7 +31,7 @@ pub fn header() -> Header {
     })
 }
 
-pub fn fd_write(text: &[u8]) -> Event {
+pub(crate) fn fd_write(text: &[u8]) -> Event {
     Event::HostCall(HostCall {
         import: ImportId(0),
         params: vec![Value::I32(1), Value::I32(1024), Value::I32(1), Value::I32(2048)],
@@ -44,7 +45,7 @@ pub fn fd_write(text: &[u8]) -> Event {
     })
 }
 
-pub fn clock(i: u64) -> Event {
+pub(crate) fn clock(i: u64) -> Event {
     Event::HostCall(HostCall {
         import: ImportId(1),
         params: vec![Value::I32(1), Value::I64(1000), Value::I32(512)],
@@ -58,7 +59,7 @@ pub fn clock(i: u64) -> Event {
     })
 }
 
-pub fn trap() -> Event {
+pub(crate) fn trap() -> Event {
     let mut gprs: Vec<u64> = (0..16).map(|i| 0x1111_1111_1111_1111 * i).collect();
     gprs[7] = 0x7ffd_0000_1000;
     Event::Trap(Box::new(Trap {
@@ -104,7 +105,7 @@ pub fn trap() -> Event {
 }
 
 /// The events of the sample run: some output, many clock reads, a trap.
-pub fn sample_events(clock_reads: u64) -> Vec<Event> {
+pub(crate) fn sample_events(clock_reads: u64) -> Vec<Event> {
     let mut events = vec![fd_write(b"hello\n")];
     events.extend((0..clock_reads).map(clock));
     events.push(fd_write(b"about to fail\n"));
@@ -112,7 +113,7 @@ pub fn sample_events(clock_reads: u64) -> Vec<Event> {
     events
 }
 
-pub fn write_trace(path: &Path, events: &[Event], options: WriterOptions) {
+pub(crate) fn write_trace(path: &Path, events: &[Event], options: WriterOptions) {
     let mut writer = TraceWriter::create(path, header(), &[(0, MODULE)], options).unwrap();
     for event in events {
         writer.append(event).unwrap();
@@ -120,22 +121,22 @@ pub fn write_trace(path: &Path, events: &[Event], options: WriterOptions) {
     writer.finish().unwrap();
 }
 
-pub fn wtrace(args: &[&str]) -> Output {
+pub(crate) fn wtrace(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wtrace")).args(args).output().expect("run wtrace")
 }
 
-pub fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A WAT fixture under `tests/fixtures/`.
-pub fn fixture(path: &str) -> std::path::PathBuf {
+pub(crate) fn fixture(path: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(path)
 }
 
 /// A guest program from `tests/guests/src/bin/NAME.rs`, built for `wasm32-wasip1` on first use
 /// (once per test process; cargo's lock serializes concurrent builds).
-pub fn guest(name: &str) -> std::path::PathBuf {
+pub(crate) fn guest(name: &str) -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     let dir = BUILT.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -158,7 +159,7 @@ pub fn guest(name: &str) -> std::path::PathBuf {
 }
 
 /// Runs the real binary with stdin and extra environment variables.
-pub fn wtrace_with(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
+pub(crate) fn wtrace_with(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_wtrace"))
         .args(args)

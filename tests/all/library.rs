@@ -2,11 +2,9 @@
 //! the trap, the exit status and the output, and walk the events. Failed assertions must
 //! explain themselves.
 
-mod common;
-
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use common::{fixture, guest};
+use crate::common::{fixture, guest};
 use wtrace::{Event, RecordOptions, RunEnd, Trace, TrapCode};
 
 /// The panic message of `f`, which must panic.
@@ -125,7 +123,7 @@ fn exit_status_and_environment_through_the_library() {
 /// memory diff, replayed exactly, and named in `wtrace info`.
 #[test]
 fn custom_host_functions_are_recorded_generically() {
-    use wtrace::recorder::wasmtime::{Val, ValType};
+    use wtrace::runtime::wasmtime::{Val, ValType};
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("custom.wat");
     std::fs::write(
@@ -165,8 +163,8 @@ fn custom_host_functions_are_recorded_generically() {
     assert_eq!((call.writes[0].offset, &call.writes[0].bytes[..]), (64, &b"host!"[..]));
     wtrace::replay(&trace).unwrap().assert_matched().assert_stdout("host!");
 
-    let info = common::wtrace(&["info", path.to_str().unwrap()]);
-    let text = common::text(&info.stdout);
+    let info = crate::common::wtrace(&["info", path.to_str().unwrap()]);
+    let text = crate::common::text(&info.stdout);
     assert!(
         text.contains("capture:    1 recorded by the generic memory diff (no write-set table): env::fill"),
         "{text}"
@@ -177,7 +175,7 @@ fn custom_host_functions_are_recorded_generically() {
 /// path, which must give the same results.
 #[test]
 fn float_host_functions_replay_through_the_untyped_path() {
-    use wtrace::recorder::wasmtime::{Val, ValType};
+    use wtrace::runtime::wasmtime::{Val, ValType};
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("float.wat");
     std::fs::write(

@@ -3,7 +3,11 @@
 //! `wasmtime run` prints for it. Recording and replay both use this, so a replayed trap
 //! compares equal to the recorded one exactly when Wasmtime saw the same trap.
 
+use wasmtime::Store;
 use wtrace_traces::{Frame, MissingReason, NativeCapture, Trap, TrapCode, Value};
+
+use crate::entry::Run;
+use crate::native::NativeCapturer;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +51,46 @@ impl RunEnd {
     }
 }
 
+/// The error an exit shim returns to end the run: the guest called `proc_exit` with this
+/// status. Recording and replay both return it, so both classify an exit the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("exit with status {0}")]
+pub struct GuestExit(pub i32);
+
+/// How a run ended, and for a trap the report `wasmtime run` prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// How it ended.
+    pub end: RunEnd,
+    /// For a trap, the report `wasmtime run` prints.
+    pub report: Option<String>,
+}
+
+impl Run {
+    /// How the run ended: returned (with `invoked`), exited, or trapped — with the native
+    /// state `native` captured and the bytes around a memory fault.
+    pub fn ended<T>(
+        self,
+        store: &mut Store<T>,
+        invoked: bool,
+        native: &NativeCapturer,
+        module_name: &str,
+    ) -> Ended {
+        let error = match self.result {
+            Ok(values) if invoked => return Ended { end: RunEnd::Returned(values), report: None },
+            Ok(_) => return Ended { end: RunEnd::Exited(0), report: None },
+            Err(error) => error,
+        };
+        if let Some(exit) = error.downcast_ref::<GuestExit>() {
+            return Ended { end: RunEnd::Exited(exit.0), report: None };
+        }
+        let mut trap = trap_from_error(&error, no_native_capture());
+        let memory = self.instance.and_then(|i| i.get_memory(&mut *store, "memory"));
+        native.complete(&mut trap, memory.map(|m| (m.data_ptr(&*store) as u64, m.data(&*store))));
+        Ended { end: RunEnd::Trapped(Box::new(trap)), report: Some(wasmtime_report(&error, module_name)) }
+    }
+}
+
 /// The exit status for a trapped guest, as `wasmtime run` uses on Unix.
 pub const TRAP_EXIT_STATUS: i32 = 134;
 
@@ -81,7 +125,7 @@ pub fn trap_from_error(error: &wasmtime::Error, native: NativeCapture) -> Trap {
     }
 }
 
-/// Why recording and replay have no native snapshot yet.
+/// The native state of a trap before [`NativeCapturer::complete`] fills it in.
 pub fn no_native_capture() -> NativeCapture {
     NativeCapture::Missing(MissingReason::Unsupported)
 }

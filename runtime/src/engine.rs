@@ -174,6 +174,25 @@ impl EngineSettings {
         if text.is_empty() { "defaults".into() } else { text }
     }
 
+    /// Whether `-W name` was switched on or off explicitly; `None` leaves Wasmtime's default.
+    pub fn explicit(&self, name: &str) -> Option<bool> {
+        self.proposals.iter().rev().find(|(n, _)| *n == name).map(|(_, on)| *on)
+    }
+
+    /// These settings with one proposal switched on, when `name` is one.
+    pub(crate) fn with_proposal(&self, name: &str) -> Option<EngineSettings> {
+        let proposal = PROPOSALS.iter().find(|p| p.name == name)?;
+        let mut settings = self.clone();
+        settings.proposals.retain(|(n, _)| *n != proposal.name);
+        settings.proposals.push((proposal.name, true));
+        Some(settings)
+    }
+
+    /// The `-W` names of every proposal these settings do not switch on explicitly.
+    pub(crate) fn proposals_not_on(&self) -> impl Iterator<Item = &'static str> + '_ {
+        PROPOSALS.iter().map(|p| p.name).filter(|name| self.explicit(name) != Some(true))
+    }
+
     /// The Wasmtime configuration for recording and plain replay.
     pub fn config(&self) -> Config {
         let mut config = Config::new();
@@ -203,8 +222,9 @@ impl EngineSettings {
     }
 }
 
-/// The Wasmtime version wtrace is built with, as stored in trace headers.
-pub const WASMTIME_VERSION: &str = "48.0.8";
+/// The version of the Wasmtime this build links, as stored in trace headers. Wasmtime pins
+/// `wasmtime-environ` to its own exact version, so this is the linked Wasmtime's.
+pub const WASMTIME_VERSION: &str = wasmtime_environ::VERSION;
 
 #[cfg(test)]
 mod tests {

@@ -8,10 +8,10 @@
 use std::os::unix::process::ExitStatusExt;
 
 use wasmtime::{Engine, Instance, Module, Store};
-use wtrace_replayer::engine::EngineSettings;
-use wtrace_replayer::native::NativeCapturer;
-use wtrace_replayer::outcome::{no_native_capture, trap_from_error};
-use wtrace_traces::{NativeCapture, Signal, TrapCode};
+use wtrace::EngineSettings;
+use wtrace::runtime::NativeCapturer;
+use wtrace::runtime::outcome::{no_native_capture, trap_from_error};
+use wtrace::traces::{NativeCapture, Signal, TrapCode};
 
 const OOB: &str = r#"(module
   (memory (export "memory") 1)
@@ -28,7 +28,7 @@ fn trap_at(
     instance: Instance,
     native: &NativeCapturer,
     at: i32,
-) -> wtrace_traces::Trap {
+) -> wtrace::traces::Trap {
     let parse = instance.get_typed_func::<i32, i32>(&mut *store, "parse").unwrap();
     let error = parse.call(&mut *store, at).expect_err("out of bounds");
     let mut trap = trap_from_error(&error, no_native_capture());
@@ -140,7 +140,12 @@ fn a_fault_in_host_code_is_not_intercepted() {
         std::process::exit(0);
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_fault_in_host_code_is_not_intercepted", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "native::a_fault_in_host_code_is_not_intercepted",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD, "1")
         .output()
         .unwrap();

@@ -1,0 +1,225 @@
+//! The store data of a recording: the WASI context the guest runs against, the trace writer, and
+//! how one host call becomes one recorded event (the bytes the write-set table says the host
+//! wrote, the bytes it read that people want to see) without allocating once warm.
+
+use wasmtime::Extern;
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wiggle::{GuestMemory, GuestPtr};
+use wtrace_runtime::memory::{KeepsMemoryExport, changed_runs};
+use wtrace_runtime::wasi::{self, Blocking, StringSizes, WasiFunction};
+use wtrace_traces::{HostCall, ImportId, MemoryBytes, Outcome, TraceError, TraceWriter, Value};
+
+use crate::options::AuditEntry;
+
+/// Store data of a recording.
+pub(crate) struct RecordState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) writer: TraceWriter,
+    pub(crate) sizes: StringSizes,
+    /// Reused for every host call so the per-call path does not allocate.
+    pub(crate) scratch: HostCall,
+    pub(crate) regions: Vec<(u32, u32)>,
+    /// The first write error; the run is stopped with it.
+    pub(crate) failed: Option<TraceError>,
+    /// With [`RecordOptions::audit_writes`], what the audit found so far.
+    pub(crate) audit: Option<Vec<AuditEntry>>,
+    /// The guest's `memory` export, once a host call has looked it up.
+    pub(crate) memory: Option<Extern>,
+}
+
+impl KeepsMemoryExport for RecordState {
+    fn memory_export(&mut self) -> &mut Option<Extern> {
+        &mut self.memory
+    }
+}
+
+/// Stops the guest when the trace cannot be written.
+#[derive(Debug, thiserror::Error)]
+#[error("the trace could not be written")]
+struct WriteFailed;
+
+impl RecordState {
+    /// Flushes before calls that may block for a long time (reading stdin, polling), so a
+    /// recorder killed while it waits has written every event before the call.
+    pub(crate) fn before_call(&mut self, row: &WasiFunction, args: &[u64]) -> wasmtime::Result<()> {
+        let blocking = match row.blocking {
+            Blocking::Never => false,
+            Blocking::OnStdin => args.first() == Some(&0),
+            Blocking::Always => true,
+        };
+        if blocking && let Err(error) = self.writer.flush() {
+            self.failed = Some(error);
+            return Err(WriteFailed.into());
+        }
+        Ok(())
+    }
+
+    /// Appends the host call that just returned `result`.
+    pub(crate) fn record_call(
+        &mut self,
+        row: &WasiFunction,
+        import: ImportId,
+        args: &[u64],
+        params: &[Value],
+        result: &wasmtime::Result<i32>,
+        memory: &GuestMemory<'_>,
+    ) -> wasmtime::Result<()> {
+        let call = &mut self.scratch;
+        call.import = import;
+        call.params.clear();
+        call.params.extend_from_slice(params);
+        let ok = match result {
+            Ok(errno) => {
+                set_returned(&mut call.outcome, *errno);
+                *errno == 0
+            }
+            Err(error) => {
+                call.outcome = error_outcome(error);
+                false
+            }
+        };
+        let mut used = 0;
+        if ok {
+            self.regions.clear();
+            wasi::regions(row.writes, args, memory, self.sizes, &mut self.regions);
+            used = copy_regions(&self.regions, memory, &mut call.writes);
+        }
+        call.writes.truncate(used);
+        self.regions.clear();
+        if result.is_ok() {
+            wasi::regions(row.reads, args, memory, self.sizes, &mut self.regions);
+        }
+        let used = copy_regions(&self.regions, memory, &mut call.reads);
+        call.reads.truncate(used);
+        self.append_scratch()
+    }
+
+    /// Appends a call of a host function recorded by the generic capture: every run of bytes
+    /// that differs between `before` and `after` is a write.
+    pub(crate) fn record_generic(
+        &mut self,
+        import: ImportId,
+        params: &[Value],
+        result: Result<&[Value], &wasmtime::Error>,
+        before: &[u8],
+        after: &[u8],
+    ) -> wasmtime::Result<()> {
+        let call = &mut self.scratch;
+        call.import = import;
+        call.params.clear();
+        call.params.extend_from_slice(params);
+        call.outcome = match result {
+            Ok(values) => Outcome::Returned(values.to_vec()),
+            Err(error) => error_outcome(error),
+        };
+        call.writes.clear();
+        // Runs closer than 16 bytes are merged: one record costs more than a few unchanged bytes.
+        for (offset, len) in changed_runs(before, after, 16) {
+            call.writes.push(MemoryBytes {
+                memory: 0,
+                offset: offset as u64,
+                bytes: after[offset..offset + len].to_vec(),
+            });
+        }
+        call.reads.clear();
+        self.append_scratch()
+    }
+
+    /// Checks that every byte that differs between `before` and `after` lies in a write the
+    /// scratch event (the call just recorded) holds.
+    pub(crate) fn audit_writes(&mut self, row: &WasiFunction, before: &[u8], after: &[u8]) {
+        let call = &self.scratch;
+        let Some(audit) = self.audit.as_mut() else { return };
+        let index = audit.iter().position(|e| e.function == row.name).unwrap_or_else(|| {
+            audit.push(AuditEntry { function: row.name, calls: 0, missed: Vec::new() });
+            audit.len() - 1
+        });
+        let entry = &mut audit[index];
+        entry.calls += 1;
+        let covered = |at: usize| {
+            call.writes.iter().any(|w| (w.offset as usize..w.offset as usize + w.bytes.len()).contains(&at))
+        };
+        for (start, len) in changed_runs(before, after, 0) {
+            let mut run: Option<(u64, u64)> = None;
+            for at in (start..start + len).filter(|at| !covered(*at)) {
+                match &mut run {
+                    Some((first, n)) if *first + *n == at as u64 => *n += 1,
+                    _ => {
+                        entry.missed.extend(run.take());
+                        run = Some((at as u64, 1));
+                    }
+                }
+            }
+            entry.missed.extend(run);
+        }
+    }
+
+    /// Appends a `proc_exit` call.
+    pub(crate) fn record_exit(
+        &mut self,
+        import: ImportId,
+        code: i32,
+        error: &wasmtime::Error,
+    ) -> wasmtime::Result<()> {
+        let call = &mut self.scratch;
+        call.import = import;
+        call.params.clear();
+        call.params.push(Value::I32(code));
+        call.outcome = error_outcome(error);
+        call.writes.clear();
+        call.reads.clear();
+        self.append_scratch()
+    }
+
+    fn append_scratch(&mut self) -> wasmtime::Result<()> {
+        match self.writer.append_host_call(&self.scratch) {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                self.failed = Some(error);
+                Err(WriteFailed.into())
+            }
+        }
+    }
+}
+
+fn set_returned(outcome: &mut Outcome, errno: i32) {
+    match outcome {
+        Outcome::Returned(values) => {
+            values.clear();
+            values.push(Value::I32(errno));
+        }
+        other => *other = Outcome::Returned(vec![Value::I32(errno)]),
+    }
+}
+
+fn error_outcome(error: &wasmtime::Error) -> Outcome {
+    match error.downcast_ref::<I32Exit>() {
+        Some(exit) => Outcome::Exited(exit.0),
+        // The whole cause chain, outermost first, one cause a line: replay rebuilds the same
+        // chain, so its report matches the recording's line for line.
+        None => Outcome::Error(error.chain().map(ToString::to_string).collect::<Vec<_>>().join("\n")),
+    }
+}
+
+/// Copies the bytes of `regions` into `out`, reusing its buffers; returns how many entries
+/// are in use. Regions outside memory are skipped.
+fn copy_regions(regions: &[(u32, u32)], memory: &GuestMemory<'_>, out: &mut Vec<MemoryBytes>) -> usize {
+    let mut used = 0;
+    for &(offset, len) in regions {
+        if len == 0 {
+            continue;
+        }
+        let Ok(bytes) = memory.as_cow(GuestPtr::<[u8]>::new((offset, len))) else { continue };
+        if let Some(span) = out.get_mut(used) {
+            span.memory = 0;
+            span.offset = u64::from(offset);
+            span.bytes.clear();
+            span.bytes.extend_from_slice(&bytes);
+        } else {
+            out.push(MemoryBytes { memory: 0, offset: u64::from(offset), bytes: bytes.into_owned() });
+        }
+        used += 1;
+    }
+    used
+}

@@ -1,0 +1,117 @@
+//! The store data of a replay: the recorded events still to come, where the guest's output
+//! goes, and the first divergence.
+
+use std::io::Write;
+
+use wasmtime::Extern;
+use wtrace_runtime::memory::KeepsMemoryExport;
+use wtrace_traces::{Event, ImportId, ImportName, TraceError, Value};
+
+use crate::replay::Divergence;
+
+/// Where replayed guest output goes.
+#[derive(Default)]
+pub enum OutputSink {
+    /// Kept in memory and returned in [`Replay`].
+    #[default]
+    Capture,
+    /// Dropped.
+    Discard,
+    /// Written as the guest writes it (e.g. to the real stdout).
+    Stream(Box<dyn Write + Send>),
+    /// Both written as the guest writes it and kept.
+    Tee(Box<dyn Write + Send>),
+}
+
+impl std::fmt::Debug for OutputSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OutputSink::Capture => "Capture",
+            OutputSink::Discard => "Discard",
+            OutputSink::Stream(_) => "Stream",
+            OutputSink::Tee(_) => "Tee",
+        })
+    }
+}
+
+/// Store data of a replay.
+pub(crate) struct ReplayState {
+    pub(crate) events: wtrace_traces::Events,
+    /// The next recorded event, decoded into a reused buffer.
+    pub(crate) event: Event,
+    /// Its seq, or `None` when the recording has no more events.
+    pub(crate) seq: Option<u64>,
+    pub(crate) imports: Vec<ImportName>,
+    pub(crate) stdout: Sink,
+    pub(crate) stderr: Sink,
+    pub(crate) host_calls: u64,
+    pub(crate) divergence: Option<Divergence>,
+    pub(crate) failed: Option<TraceError>,
+    /// The guest's `memory` export, once a host call has looked it up.
+    pub(crate) memory: Option<Extern>,
+}
+
+impl KeepsMemoryExport for ReplayState {
+    fn memory_export(&mut self) -> &mut Option<Extern> {
+        &mut self.memory
+    }
+}
+
+/// An output sink plus what it captured.
+pub(crate) struct Sink {
+    pub(crate) sink: OutputSink,
+    pub(crate) captured: Vec<u8>,
+}
+
+impl Sink {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
+        match &mut self.sink {
+            OutputSink::Capture => self.captured.extend_from_slice(bytes),
+            OutputSink::Discard => {}
+            OutputSink::Stream(out) => {
+                // Output that cannot be shown (a closed pipe) must not change the replay.
+                let _ = out.write_all(bytes).and_then(|()| out.flush());
+            }
+            OutputSink::Tee(out) => {
+                let _ = out.write_all(bytes).and_then(|()| out.flush());
+                self.captured.extend_from_slice(bytes);
+            }
+        }
+    }
+}
+
+impl ReplayState {
+    /// Reads the next recorded event into `self.event`.
+    pub(crate) fn advance(&mut self) {
+        self.seq = match self.events.next_into(&mut self.event) {
+            Some(Ok(seq)) => Some(seq),
+            Some(Err(error)) => {
+                self.failed = Some(error);
+                None
+            }
+            None => None,
+        };
+    }
+
+    pub(crate) fn describe_next(&self) -> String {
+        if self.seq.is_none() {
+            return "the end of the recording".into();
+        }
+        match &self.event {
+            Event::HostCall(call) => describe_call(&self.imports, call.import, &call.params),
+            Event::Trap(trap) => format!("a trap ({})", trap.message),
+            Event::Exit { code } => format!("exit with status {code}"),
+            Event::Returned { values } => {
+                let values: Vec<String> = values.iter().map(ToString::to_string).collect();
+                format!("return of [{}]", values.join(", "))
+            }
+        }
+    }
+}
+
+fn describe_call(imports: &[ImportName], import: ImportId, params: &[Value]) -> String {
+    let name =
+        imports.get(import.0 as usize).map_or_else(|| format!("import #{}", import.0), |i| i.name.clone());
+    let params: Vec<String> = params.iter().map(ToString::to_string).collect();
+    format!("{name}({})", params.join(", "))
+}

@@ -1,0 +1,517 @@
+//! The one table of WASI preview 1: for each of its 46 functions the name, the parameters with
+//! their core Wasm types, what the host may write into linear memory (the write sets), what it
+//! reads that a person wants to see, whether the call may block, and whether it carries the
+//! guest's output.
+//!
+//! The table is written once, as the body of [`wasi_preview1!`](crate::wasi_preview1). That
+//! macro hands the whole list to a macro of the caller's, which is how the recording shims,
+//! the typed replay shims and any later set of shims are generated from it; this module
+//! expands it once more into [`FUNCTIONS`], the same facts as data.
+//!
+//! Out-pointers are written only when a call returns errno 0 (`ESUCCESS`), so a failed call
+//! records no writes. Recording a span the host did not change is harmless (replay writes back
+//! the bytes that were already there), but a span it changed and that is missing breaks
+//! replay, so every row errs on the side of covering.
+
+use wiggle::{GuestMemory, GuestPtr};
+use wtrace_traces::{ImportName, Value};
+
+/// The import module name of WASI preview 1.
+pub const MODULE: &str = "wasi_snapshot_preview1";
+
+/// Hands every WASI preview 1 function to `$callback!`, in the order of the witx file, as
+///
+/// ```text
+/// name(param: i32, param: i64, ...) -> errno|exit sync|async {
+///     writes: [Span, ...], reads: [Span, ...], blocking: Never|OnStdin|Always, output: bool,
+/// }
+/// ```
+///
+/// `-> errno` functions return their errno as an `i32`; `proc_exit` (`-> exit`) returns
+/// nothing. `async` marks the functions `wasmtime-wasi` implements as `async fn` (those that
+/// do I/O). The braces hold the data columns of [`WasiFunction`], with [`Span`] variants by
+/// their bare names; a callback that does not need them matches them as `{ $($data:tt)* }`.
+/// Sizes are those of the witx types: timestamp 8, filesize 8, fd 4, size 4, fdstat 24,
+/// filestat 64, prestat 8, event 32, roflags 2.
+#[macro_export]
+macro_rules! wasi_preview1 {
+    ($callback:ident) => {
+        $callback! {
+            args_get(argv: i32, argv_buf: i32) -> errno sync {
+                writes: [Strings { ptrs: 0, buf: 1, of: StringList::Args }], reads: [],
+                blocking: Never, output: false,
+            }
+            args_sizes_get(argc: i32, argv_buf_size: i32) -> errno sync {
+                writes: [Fixed { ptr: 0, len: 4 }, Fixed { ptr: 1, len: 4 }], reads: [],
+                blocking: Never, output: false,
+            }
+            environ_get(environ: i32, environ_buf: i32) -> errno sync {
+                writes: [Strings { ptrs: 0, buf: 1, of: StringList::Env }], reads: [],
+                blocking: Never, output: false,
+            }
+            environ_sizes_get(count: i32, buf_size: i32) -> errno sync {
+                writes: [Fixed { ptr: 0, len: 4 }, Fixed { ptr: 1, len: 4 }], reads: [],
+                blocking: Never, output: false,
+            }
+            clock_res_get(id: i32, resolution: i32) -> errno sync {
+                writes: [Fixed { ptr: 1, len: 8 }], reads: [], blocking: Never, output: false,
+            }
+            clock_time_get(id: i32, precision: i64, time: i32) -> errno sync {
+                writes: [Fixed { ptr: 2, len: 8 }], reads: [], blocking: Never, output: false,
+            }
+            fd_advise(fd: i32, offset: i64, len: i64, advice: i32) -> errno async {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            fd_allocate(fd: i32, offset: i64, len: i64) -> errno sync {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            fd_close(fd: i32) -> errno async {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            fd_datasync(fd: i32) -> errno async {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            fd_fdstat_get(fd: i32, stat: i32) -> errno async {
+                writes: [Fixed { ptr: 1, len: 24 }], reads: [], blocking: Never, output: false,
+            }
+            fd_fdstat_set_flags(fd: i32, flags: i32) -> errno sync {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            fd_fdstat_set_rights(fd: i32, base: i64, inheriting: i64) -> errno sync {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            fd_filestat_get(fd: i32, stat: i32) -> errno async {
+                writes: [Fixed { ptr: 1, len: 64 }], reads: [], blocking: Never, output: false,
+            }
+            fd_filestat_set_size(fd: i32, size: i64) -> errno async {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            fd_filestat_set_times(fd: i32, atim: i64, mtim: i64, flags: i32) -> errno async {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            fd_pread(fd: i32, iovs: i32, iovs_len: i32, offset: i64, nread: i32) -> errno async {
+                writes: [Iovecs { iovs: 1, count: 2, total: 4 }, Fixed { ptr: 4, len: 4 }], reads: [],
+                blocking: Never, output: false,
+            }
+            fd_prestat_get(fd: i32, prestat: i32) -> errno sync {
+                writes: [Fixed { ptr: 1, len: 8 }], reads: [], blocking: Never, output: false,
+            }
+            fd_prestat_dir_name(fd: i32, path: i32, path_len: i32) -> errno sync {
+                writes: [Sized { ptr: 1, len: 2 }], reads: [], blocking: Never, output: false,
+            }
+            fd_pwrite(fd: i32, iovs: i32, iovs_len: i32, offset: i64, nwritten: i32) -> errno async {
+                writes: [Fixed { ptr: 4, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 4 }],
+                blocking: Never, output: false,
+            }
+            fd_read(fd: i32, iovs: i32, iovs_len: i32, nread: i32) -> errno async {
+                writes: [Iovecs { iovs: 1, count: 2, total: 3 }, Fixed { ptr: 3, len: 4 }], reads: [],
+                blocking: OnStdin, output: false,
+            }
+            fd_readdir(fd: i32, buf: i32, buf_len: i32, cookie: i64, bufused: i32) -> errno async {
+                writes: [Used { buf: 1, used: 4 }, Fixed { ptr: 4, len: 4 }], reads: [],
+                blocking: Never, output: false,
+            }
+            fd_renumber(fd: i32, to: i32) -> errno async {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            fd_seek(fd: i32, offset: i64, whence: i32, newoffset: i32) -> errno async {
+                writes: [Fixed { ptr: 3, len: 8 }], reads: [], blocking: Never, output: false,
+            }
+            fd_sync(fd: i32) -> errno async {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            fd_tell(fd: i32, offset: i32) -> errno sync {
+                writes: [Fixed { ptr: 1, len: 8 }], reads: [], blocking: Never, output: false,
+            }
+            fd_write(fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> errno async {
+                writes: [Fixed { ptr: 3, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 3 }],
+                blocking: Never, output: true,
+            }
+            path_create_directory(fd: i32, path: i32, path_len: i32) -> errno async {
+                writes: [], reads: [Sized { ptr: 1, len: 2 }], blocking: Never, output: false,
+            }
+            path_filestat_get(fd: i32, flags: i32, path: i32, path_len: i32, stat: i32) -> errno async {
+                writes: [Fixed { ptr: 4, len: 64 }], reads: [Sized { ptr: 2, len: 3 }],
+                blocking: Never, output: false,
+            }
+            path_filestat_set_times(
+                fd: i32, flags: i32, path: i32, path_len: i32, atim: i64, mtim: i64, fst_flags: i32
+            ) -> errno async {
+                writes: [], reads: [Sized { ptr: 2, len: 3 }], blocking: Never, output: false,
+            }
+            path_link(
+                old_fd: i32, old_flags: i32, old_path: i32, old_path_len: i32, new_fd: i32,
+                new_path: i32, new_path_len: i32
+            ) -> errno async {
+                writes: [], reads: [Sized { ptr: 2, len: 3 }, Sized { ptr: 5, len: 6 }],
+                blocking: Never, output: false,
+            }
+            path_open(
+                fd: i32, dirflags: i32, path: i32, path_len: i32, oflags: i32, rights_base: i64,
+                rights_inheriting: i64, fdflags: i32, opened: i32
+            ) -> errno async {
+                writes: [Fixed { ptr: 8, len: 4 }], reads: [Sized { ptr: 2, len: 3 }],
+                blocking: Never, output: false,
+            }
+            path_readlink(
+                fd: i32, path: i32, path_len: i32, buf: i32, buf_len: i32, bufused: i32
+            ) -> errno async {
+                writes: [Used { buf: 3, used: 5 }, Fixed { ptr: 5, len: 4 }],
+                reads: [Sized { ptr: 1, len: 2 }], blocking: Never, output: false,
+            }
+            path_remove_directory(fd: i32, path: i32, path_len: i32) -> errno async {
+                writes: [], reads: [Sized { ptr: 1, len: 2 }], blocking: Never, output: false,
+            }
+            path_rename(
+                fd: i32, old_path: i32, old_path_len: i32, new_fd: i32, new_path: i32, new_path_len: i32
+            ) -> errno async {
+                writes: [], reads: [Sized { ptr: 1, len: 2 }, Sized { ptr: 4, len: 5 }],
+                blocking: Never, output: false,
+            }
+            path_symlink(
+                old_path: i32, old_path_len: i32, fd: i32, new_path: i32, new_path_len: i32
+            ) -> errno async {
+                writes: [], reads: [Sized { ptr: 0, len: 1 }, Sized { ptr: 3, len: 4 }],
+                blocking: Never, output: false,
+            }
+            path_unlink_file(fd: i32, path: i32, path_len: i32) -> errno async {
+                writes: [], reads: [Sized { ptr: 1, len: 2 }], blocking: Never, output: false,
+            }
+            poll_oneoff(subscriptions: i32, events: i32, nsubscriptions: i32, nevents: i32) -> errno async {
+                writes: [Records { ptr: 1, count: 3, size: 32 }, Fixed { ptr: 3, len: 4 }], reads: [],
+                blocking: Always, output: false,
+            }
+            proc_exit(rval: i32) -> exit sync {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            proc_raise(sig: i32) -> errno sync {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            sched_yield() -> errno sync {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+            random_get(buf: i32, buf_len: i32) -> errno sync {
+                writes: [Sized { ptr: 0, len: 1 }], reads: [], blocking: Never, output: false,
+            }
+            sock_accept(fd: i32, flags: i32, accepted: i32) -> errno sync {
+                writes: [Fixed { ptr: 2, len: 4 }], reads: [], blocking: Always, output: false,
+            }
+            sock_recv(
+                fd: i32, ri_data: i32, ri_data_len: i32, ri_flags: i32, ro_datalen: i32, ro_flags: i32
+            ) -> errno sync {
+                writes: [
+                    Iovecs { iovs: 1, count: 2, total: 4 }, Fixed { ptr: 4, len: 4 }, Fixed { ptr: 5, len: 2 }
+                ],
+                reads: [], blocking: Always, output: false,
+            }
+            sock_send(fd: i32, si_data: i32, si_data_len: i32, si_flags: i32, so_datalen: i32) -> errno sync {
+                writes: [Fixed { ptr: 4, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 4 }],
+                blocking: Never, output: false,
+            }
+            sock_shutdown(fd: i32, how: i32) -> errno sync {
+                writes: [], reads: [], blocking: Never, output: false,
+            }
+        }
+    };
+}
+
+/// A region of linear memory, computed from a call's arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    /// `len` bytes at the pointer in argument `ptr`.
+    Fixed { ptr: u8, len: u32 },
+    /// At the pointer in argument `ptr`, as many bytes as argument `len` says.
+    Sized { ptr: u8, len: u8 },
+    /// The buffers of the iovec array at argument `iovs` (entries in argument `count`), in
+    /// order, up to the total byte count the host stored at the pointer in argument `total`.
+    Iovecs { iovs: u8, count: u8, total: u8 },
+    /// At the pointer in argument `buf`, the number of bytes the host stored as a u32 at the
+    /// pointer in argument `used`.
+    Used { buf: u8, used: u8 },
+    /// `size`-byte records at the pointer in argument `ptr`, as many as the u32 the host stored
+    /// at the pointer in argument `count`.
+    Records { ptr: u8, count: u8, size: u32 },
+    /// `args_get`/`environ_get`: the pointer array at argument `ptrs` (one u32 per string) and
+    /// the NUL-terminated strings at argument `buf`.
+    Strings { ptrs: u8, buf: u8, of: StringList },
+}
+
+impl Span {
+    /// The arguments the span takes its pointers and sizes from.
+    pub fn arguments(&self) -> Vec<u8> {
+        match *self {
+            Fixed { ptr, .. } => vec![ptr],
+            Sized { ptr, len } => vec![ptr, len],
+            Iovecs { iovs, count, total } => vec![iovs, count, total],
+            Used { buf, used } => vec![buf, used],
+            Records { ptr, count, .. } => vec![ptr, count],
+            Strings { ptrs, buf, .. } => vec![ptrs, buf],
+        }
+    }
+}
+
+/// Which string list `args_get`/`environ_get` copy out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringList {
+    /// The program's arguments.
+    Args,
+    /// The environment, as `NAME=VALUE` strings.
+    Env,
+}
+
+/// Whether a WASI function may wait for the outside world (so the trace is flushed first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blocking {
+    /// It returns at once.
+    Never,
+    /// Only when its first argument is descriptor 0 (reading stdin).
+    OnStdin,
+    /// It may always wait (polling, sockets).
+    Always,
+}
+
+/// How a WASI function returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returns {
+    /// An `i32` errno.
+    Errno,
+    /// Never: `proc_exit` ends the run.
+    Exit,
+}
+
+/// The core Wasm type of a WASI parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    /// `i32`: pointers, sizes, descriptors, flags.
+    I32,
+    /// `i64`: offsets, timestamps, rights.
+    I64,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct WasiFunction {
+    /// Its import name.
+    pub name: &'static str,
+    /// Its parameters, by their witx names.
+    pub params: &'static [(&'static str, ParamType)],
+    /// How it returns.
+    pub returns: Returns,
+    /// What it may write into linear memory when it succeeds.
+    pub writes: &'static [Span],
+    /// What it consumes that a person wants to see (bytes written out, paths).
+    pub reads: &'static [Span],
+    /// Whether it may wait for the outside world.
+    pub blocking: Blocking,
+    /// Whether its reads are guest output (bytes written to a descriptor).
+    pub output: bool,
+}
+
+macro_rules! table {
+    (@ty i32) => { ParamType::I32 };
+    (@ty i64) => { ParamType::I64 };
+    (@returns errno) => { Returns::Errno };
+    (@returns exit) => { Returns::Exit };
+    ($(
+        $name:ident($($arg:ident: $ty:ident),* $(,)?) -> $returns:ident $host:ident {
+            writes: [$($writes:tt)*], reads: [$($reads:tt)*], blocking: $blocking:ident, output: $output:literal $(,)?
+        }
+    )*) => {
+        /// Every function of `wasi_snapshot_preview1`, in the order of the witx file.
+        pub const FUNCTIONS: &[WasiFunction] = &[$(
+            WasiFunction {
+                name: stringify!($name),
+                params: &[$((stringify!($arg), table!(@ty $ty))),*],
+                returns: table!(@returns $returns),
+                writes: &[$($writes)*],
+                reads: &[$($reads)*],
+                blocking: Blocking::$blocking,
+                output: $output,
+            },
+        )*];
+    };
+}
+
+use Span::{Fixed, Iovecs, Records, Sized, Strings, Used};
+crate::wasi_preview1!(table);
+
+/// The row of a function name.
+pub fn function(name: &str) -> Option<&'static WasiFunction> {
+    FUNCTIONS.iter().find(|row| row.name == name)
+}
+
+/// The row of an import, when it is a WASI preview 1 function.
+pub fn function_of(import: &ImportName) -> Option<&'static WasiFunction> {
+    if import.module == MODULE { function(&import.name) } else { None }
+}
+
+/// Whether an import is one of WASI preview 1's.
+pub fn is_wasi(import: &ImportName) -> bool {
+    function_of(import).is_some()
+}
+
+/// A WASI argument as shims receive it: its raw value for the write-set spans and its
+/// recorded form.
+pub trait Arg: Copy {
+    /// The value as the spans read it (an `i32` as its unsigned value).
+    fn raw(self) -> u64;
+    /// The value as a trace stores it.
+    fn value(self) -> Value;
+}
+
+impl Arg for i32 {
+    fn raw(self) -> u64 {
+        u64::from(self as u32)
+    }
+    fn value(self) -> Value {
+        Value::I32(self)
+    }
+}
+
+impl Arg for i64 {
+    fn raw(self) -> u64 {
+        self as u64
+    }
+    fn value(self) -> Value {
+        Value::I64(self)
+    }
+}
+
+/// Sizes of the string lists the guest was given, for [`Span::Strings`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StringSizes {
+    /// `(count, total bytes including NULs)` of the arguments.
+    pub args: (u32, u32),
+    /// `(count, total bytes including NULs)` of the environment.
+    pub env: (u32, u32),
+}
+
+impl StringSizes {
+    /// The sizes of these lists.
+    pub fn new(args: &[String], env: &[(String, String)]) -> StringSizes {
+        let size = |lens: &mut dyn Iterator<Item = usize>| {
+            lens.fold((0u32, 0u32), |(n, b), l| (n + 1, b + l as u32 + 1))
+        };
+        StringSizes {
+            args: size(&mut args.iter().map(String::len)),
+            env: size(&mut env.iter().map(|(k, v)| k.len() + 1 + v.len())),
+        }
+    }
+}
+
+/// Appends to `out` the `(offset, len)` regions `spans` cover for a call with arguments
+/// `args` (i32 arguments as their unsigned value). Regions outside memory are left out: the
+/// host cannot have written there on a successful call.
+pub fn regions(
+    spans: &[Span],
+    args: &[u64],
+    memory: &GuestMemory<'_>,
+    sizes: StringSizes,
+    out: &mut Vec<(u32, u32)>,
+) {
+    let arg = |i: u8| args.get(usize::from(i)).map_or(0, |v| *v as u32);
+    let read_u32 = |at: u32| memory.read(GuestPtr::<u32>::new(at)).ok();
+    for span in spans {
+        match *span {
+            Fixed { ptr, len } => out.push((arg(ptr), len)),
+            Sized { ptr, len } => out.push((arg(ptr), arg(len))),
+            Used { buf, used } => {
+                if let Some(n) = read_u32(arg(used)) {
+                    out.push((arg(buf), n));
+                }
+            }
+            Records { ptr, count, size } => {
+                if let Some(n) = read_u32(arg(count)) {
+                    out.push((arg(ptr), n.saturating_mul(size)));
+                }
+            }
+            Iovecs { iovs, count, total } => {
+                let Some(mut left) = read_u32(arg(total)) else { continue };
+                for i in 0..arg(count) {
+                    if left == 0 {
+                        break;
+                    }
+                    let at = arg(iovs).wrapping_add(i.wrapping_mul(8));
+                    let (Some(buf), Some(len)) = (read_u32(at), read_u32(at.wrapping_add(4))) else { break };
+                    let take = len.min(left);
+                    if take > 0 {
+                        out.push((buf, take));
+                    }
+                    left -= take;
+                }
+            }
+            Strings { ptrs, buf, of } => {
+                let (count, bytes) = match of {
+                    StringList::Args => sizes.args,
+                    StringList::Env => sizes.env,
+                };
+                out.push((arg(ptrs), count.saturating_mul(4)));
+                out.push((arg(buf), bytes));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every function of the witx file has exactly one row, and every argument a row names
+    /// exists in the function's signature.
+    #[test]
+    fn table_covers_the_witx_functions() {
+        assert_eq!(FUNCTIONS.len(), 46);
+        for row in FUNCTIONS {
+            let rows = FUNCTIONS.iter().filter(|other| other.name == row.name).count();
+            assert_eq!(rows, 1, "{} has {rows} rows", row.name);
+            for span in row.writes.iter().chain(row.reads) {
+                for a in span.arguments() {
+                    assert!(usize::from(a) < row.params.len(), "{}: argument {a} out of range", row.name);
+                }
+            }
+        }
+        let outputs: Vec<&str> = FUNCTIONS.iter().filter(|f| f.output).map(|f| f.name).collect();
+        assert_eq!(outputs, ["fd_write"]);
+        let exits: Vec<&str> =
+            FUNCTIONS.iter().filter(|f| f.returns == Returns::Exit).map(|f| f.name).collect();
+        assert_eq!(exits, ["proc_exit"]);
+    }
+
+    fn regions_of(name: &str, args: &[u64], memory: &mut [u8]) -> Vec<(u32, u32)> {
+        let row = function(name).unwrap();
+        let memory = GuestMemory::Unshared(memory);
+        let mut out = Vec::new();
+        let sizes = StringSizes::new(&["a.wasm".into(), "xy".into()], &[("K".into(), "v".into())]);
+        regions(row.writes, args, &memory, sizes, &mut out);
+        out
+    }
+
+    #[test]
+    fn iovecs_cover_exactly_the_bytes_read() {
+        let mut memory = vec![0u8; 256];
+        // Two iovecs: 10 bytes at 100, 20 bytes at 150; the host read 15 bytes.
+        memory[16..20].copy_from_slice(&100u32.to_le_bytes());
+        memory[20..24].copy_from_slice(&10u32.to_le_bytes());
+        memory[24..28].copy_from_slice(&150u32.to_le_bytes());
+        memory[28..32].copy_from_slice(&20u32.to_le_bytes());
+        memory[40..44].copy_from_slice(&15u32.to_le_bytes());
+        let got = regions_of("fd_read", &[3, 16, 2, 40], &mut memory);
+        assert_eq!(got, vec![(100, 10), (150, 5), (40, 4)]);
+    }
+
+    #[test]
+    fn strings_cover_pointer_array_and_buffer() {
+        let mut memory = vec![0u8; 64];
+        assert_eq!(regions_of("args_get", &[8, 32], &mut memory), vec![(8, 8), (32, 10)]);
+        assert_eq!(regions_of("environ_get", &[8, 32], &mut memory), vec![(8, 4), (32, 4)]);
+    }
+
+    #[test]
+    fn counted_records_and_used_bytes() {
+        let mut memory = vec![0u8; 256];
+        memory[4..8].copy_from_slice(&3u32.to_le_bytes());
+        assert_eq!(regions_of("poll_oneoff", &[0, 64, 3, 4], &mut memory), vec![(64, 96), (4, 4)]);
+        assert_eq!(regions_of("fd_readdir", &[3, 64, 128, 0, 4], &mut memory), vec![(64, 3), (4, 4)]);
+        assert_eq!(regions_of("random_get", &[64, 17], &mut memory), vec![(64, 17)]);
+    }
+}
