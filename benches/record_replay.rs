@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo bench --bench record_replay` (`-- quick` for a fast, rough pass; any other
 //! argument keeps only the guests whose name contains it, e.g. `-- clock`).
-//! Targets (DESIGN §11): compute <= 1.03x, <= 100 ns added per host call, replay <= 1.0x record.
+//! Targets (README, Benchmarks): compute <= 1.03x, <= 100 ns added per host call, replay <= 1.0x record.
 #![allow(clippy::print_stdout)]
 
 use std::path::Path;

@@ -1,8 +1,9 @@
 //! Writes a small sample trace through the library: a program that prints two lines, reads
 //! the clock a few times, and traps on an out-of-bounds load.
 //!
-//! The events are made up (the recorder does not exist yet); the file is a real trace in every
-//! other respect, so `wtrace info`, `dump` and `repair` can be tried on it.
+//! The events are made up and written directly rather than recorded, so writing it needs no
+//! Wasm module; the file is a real trace in every other respect (the fuzzers start from it, and
+//! `wtrace info`, `dump` and `repair` can be tried on it).
 //!
 //! `cargo run --example sample_trace -- OUT.zst`
 #![allow(clippy::print_stdout)]

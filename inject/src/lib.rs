@@ -1,4 +1,4 @@
-//! Call injection at signal-based traps (DESIGN §6): at a fault in registered code, the signal
+//! Call injection at signal-based traps: at a fault in registered code, the signal
 //! handler rewrites the thread's context so that it resumes in a hand-written stub "as if the
 //! faulting instruction had made a host call"; the stub saves every register, calls back into
 //! Rust in ordinary (non-signal) context with a [`Capture`] of the interrupted state, restores

@@ -4,7 +4,7 @@
 //! armed against unarmed.
 //!
 //! Run: `cargo bench -p wtrace-replayer --bench capture`.
-//! Targets (DESIGN §11): <= 20 us per capture; no measurable overhead without traps (<= 1%).
+//! Targets (README, Benchmarks): <= 20 us per capture; no measurable overhead without traps (<= 1%).
 #![allow(clippy::print_stdout)]
 
 use std::time::{Duration, Instant};

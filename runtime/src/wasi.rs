@@ -5,7 +5,7 @@
 //!
 //! The table is written once, as the body of [`wasi_preview1!`](crate::wasi_preview1). That
 //! macro hands the whole list to a macro of the caller's, which is how the recording shims,
-//! the typed replay shims and any later set of shims are generated from it; this module
+//! the typed replay shims and any other set of shims are generated from it; this module
 //! expands it once more into [`FUNCTIONS`], the same facts as data.
 //!
 //! Out-pointers are written only when a call returns errno 0 (`ESUCCESS`), so a failed call

@@ -93,7 +93,7 @@ impl RecordEncoder {
         self.body.clear();
         self.body.push(kind_byte(event.kind()));
         match event {
-            Event::HostCall(call) => crate::fast::encode_host_call(call, &mut self.body),
+            Event::HostCall(call) => crate::host_call_codec::encode_host_call(call, &mut self.body),
             Event::Trap(trap) => encode_value(trap.as_ref(), &mut self.body)?,
             Event::Exit { code } => encode_value(code, &mut self.body)?,
             Event::Returned { values } => encode_value(values, &mut self.body)?,
@@ -105,7 +105,7 @@ impl RecordEncoder {
     pub(crate) fn encode_host_call(&mut self, call: &HostCall, out: &mut Vec<u8>) -> crate::Result<()> {
         self.body.clear();
         self.body.push(kind_byte(EventKind::HostCall));
-        crate::fast::encode_host_call(call, &mut self.body);
+        crate::host_call_codec::encode_host_call(call, &mut self.body);
         self.finish(out)
     }
 
@@ -160,7 +160,7 @@ pub(crate) fn decode_record_into(
                 Event::HostCall(call) => call,
                 _ => HostCall::empty(),
             };
-            let used = crate::fast::decode_host_call_into(body, &mut call);
+            let used = crate::host_call_codec::decode_host_call_into(body, &mut call);
             *event = Event::HostCall(call);
             let used = used?;
             if used != body.len() && !newer_minor {

@@ -1,5 +1,5 @@
 //! The terminal user interface: an event list as the spine, with panes showing code, frames,
 //! locals, registers and memory at the selected event.
 //!
-//! Nothing is implemented yet: the crate exists so the workspace has its final shape.
+//! The crate holds no code: `wtrace tui` is not built, and `wtrace dump` shows a trace as text.
 #![forbid(unsafe_code)]
