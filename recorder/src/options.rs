@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime::{Val, ValType};
+use wtrace_runtime::cache::Lookup;
+use wtrace_runtime::module::CompileOptions;
 use wtrace_runtime::{EngineSettings, RunEnd};
 
 use crate::error::RecordError;
@@ -69,6 +71,11 @@ pub struct RecordOptions {
     pub audit_writes: bool,
     /// Host functions beyond WASI the module may import, recorded by the generic capture.
     pub host_funcs: Vec<HostFunc>,
+    /// Where compiled code is cached, and who hears when a module must be compiled.
+    pub compile: CompileOptions,
+    /// Keep the module's bytes in this module store (a trace directory's `modules/`) and have
+    /// the trace reference them by hash; `None` embeds them, so the trace is self-contained.
+    pub module_store: Option<PathBuf>,
 }
 
 impl RecordOptions {
@@ -165,6 +172,8 @@ pub struct Recorded {
     /// with the bytes it changed that its recorded writes did not cover (none when the table
     /// is right).
     pub audit: Vec<AuditEntry>,
+    /// Whether the module's compiled code came from the cache.
+    pub compiled: Lookup,
 }
 
 /// What [`RecordOptions::audit_writes`] found for one WASI function.

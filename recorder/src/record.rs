@@ -11,8 +11,8 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wtrace_runtime::wasi::StringSizes;
 use wtrace_runtime::{NativeCapturer, RunEnd, WASMTIME_VERSION, entry, module};
 use wtrace_traces::{
-    EnvVar, Event, Header, HostCall, ImportId, ImportName, ModuleEntry, Preopen, RunInfo, TraceWriter,
-    WriterOptions,
+    EnvVar, Event, Header, HostCall, ImportId, ImportName, ModuleEntry, ModuleStore, Preopen, RunInfo,
+    TraceError, TraceWriter, WriterOptions,
 };
 
 use crate::error::RecordError;
@@ -25,7 +25,7 @@ use crate::wasi;
 type Captured = Option<(MemoryOutputPipe, MemoryOutputPipe)>;
 
 /// The header of a recording of `binary` with these options.
-fn header(options: &RecordOptions, binary: &[u8], imports: Vec<ImportName>, argv: &[String]) -> Header {
+fn header(options: &RecordOptions, module: ModuleEntry, imports: Vec<ImportName>, argv: &[String]) -> Header {
     Header::new(RunInfo {
         wasmtime_version: WASMTIME_VERSION.into(),
         target: format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
@@ -44,7 +44,7 @@ fn header(options: &RecordOptions, binary: &[u8], imports: Vec<ImportName>, argv
             .map(|d| Preopen { host: d.host.display().to_string(), guest: d.guest.clone() })
             .collect(),
         invoke: options.invoke.clone(),
-        modules: vec![ModuleEntry::new(options.module_name.clone(), binary)],
+        modules: vec![module],
         imports,
     })
 }
@@ -84,8 +84,36 @@ fn wasi_context(options: &RecordOptions, argv: &[String]) -> Result<(WasiP1Ctx, 
 /// Records a run of `options.module` into a new trace at `trace_path`.
 pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, RecordError> {
     let engine = options.engine.engine().map_err(RecordError::Settings)?;
-    let compiled = module::compile(&engine, &options.engine, &options.module_name, &options.module)?;
-    let (module, binary) = (compiled.module, compiled.binary);
+    let binary = module::to_binary(&options.module_name, &options.module)?;
+    // One hash serves the cache key and the trace header.
+    let sha256 = wtrace_traces::sha256(&binary);
+    let mut compiled =
+        module::compile(&engine, &options.engine, &options.module_name, &binary, sha256, &options.compile)?;
+    let store = options.module_store.as_ref().map(ModuleStore::at);
+    let recorded = std::thread::scope(|scope| {
+        // The module goes into the trace directory's store beside the guest, not before it.
+        let storing = store.as_ref().map(|store| scope.spawn(|| store.put(&binary, &sha256)));
+        let recorded = run(options, trace_path, &engine, &compiled.module, &binary, sha256, store.is_none());
+        let stored = storing.map(|handle| handle.join().unwrap_or(Err(TraceError::WriterGone)));
+        match stored {
+            Some(Err(source)) => Err(RecordError::Trace { path: trace_path.to_path_buf(), source }),
+            _ => recorded,
+        }
+    });
+    compiled.finish_caching();
+    recorded.map(|recorded| Recorded { compiled: compiled.lookup, ..recorded })
+}
+
+/// Runs the compiled `module` and writes the trace; `embed` puts the module's bytes in it.
+fn run(
+    options: &RecordOptions,
+    trace_path: &Path,
+    engine: &wasmtime::Engine,
+    module: &wasmtime::Module,
+    binary: &[u8],
+    sha256: [u8; 32],
+    embed: bool,
+) -> Result<Recorded, RecordError> {
     let imports: Vec<ImportName> = module
         .imports()
         .filter(|i| i.ty().func().is_some())
@@ -96,11 +124,13 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
     let (wasi, captured) = wasi_context(options, &argv)?;
     let io = |source| RecordError::Trace { path: trace_path.to_path_buf(), source };
 
-    let header = header(options, &binary, imports.clone(), &argv);
+    let entry = ModuleEntry::with_hash(options.module_name.clone(), binary.len() as u64, sha256);
+    let header = header(options, entry, imports.clone(), &argv);
     // zstd level 1: recording a run that reads a lot of data is bound by compressing what it
     // read, and level 1 compresses faster than 3 for about the same size on host calls.
     let writer_options = WriterOptions { level: 1, ..WriterOptions::default() };
-    let writer = TraceWriter::create(trace_path, header, &[(0, &binary)], writer_options).map_err(io)?;
+    let embedded: &[(usize, &[u8])] = if embed { &[(0, binary)] } else { &[] };
+    let writer = TraceWriter::create(trace_path, header, embedded, writer_options).map_err(io)?;
     let state = RecordState {
         wasi,
         writer,
@@ -111,7 +141,7 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
         audit: options.audit_writes.then(Vec::new),
         memory: None,
     };
-    let mut linker = Linker::new(&engine);
+    let mut linker = Linker::new(engine);
     let import_id = |module: &str, name: &str| {
         imports.iter().position(|i| i.module == module && i.name == name).map(|i| ImportId(i as u32))
     };
@@ -119,10 +149,10 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
         .map_err(|e| RecordError::Internal(format!("{e:#}")))?;
     host_funcs::link(&mut linker, &options.host_funcs, &import_id)
         .map_err(|e| RecordError::Internal(format!("{e:#}")))?;
-    let mut store = Store::new(&engine, state);
-    let native = NativeCapturer::install(&mut store, &module);
+    let mut store = Store::new(engine, state);
+    let native = NativeCapturer::install(&mut store, module);
 
-    let run = entry::run(&mut store, &linker, &module, options.invoke.as_deref(), &options.args)?;
+    let run = entry::run(&mut store, &linker, module, options.invoke.as_deref(), &options.args)?;
     if let Some(failure) = store.data_mut().failed.take() {
         return Err(io(failure));
     }
@@ -142,5 +172,13 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
     let summary = writer.finish().map_err(io)?;
     let (stdout, stderr) =
         captured.map(|(out, err)| (out.contents().to_vec(), err.contents().to_vec())).unwrap_or_default();
-    Ok(Recorded { end: ended.end, report: ended.report, events: summary.events, stdout, stderr, audit })
+    Ok(Recorded {
+        end: ended.end,
+        report: ended.report,
+        events: summary.events,
+        stdout,
+        stderr,
+        audit,
+        compiled: wtrace_runtime::cache::Lookup::Off,
+    })
 }

@@ -5,6 +5,8 @@
 //! [`Divergence`].
 
 use wasmtime::Store;
+use wtrace_runtime::cache::Lookup;
+use wtrace_runtime::module::{CompileOptions, Compiled};
 use wtrace_runtime::native::{self, RegisterComparison};
 use wtrace_runtime::outcome::describe_frame;
 use wtrace_runtime::{EngineSettings, NativeCapturer, RunEnd, WASMTIME_VERSION, entry, module};
@@ -20,11 +22,14 @@ pub struct ReplayOptions {
     pub stdout: OutputSink,
     /// Guest stderr.
     pub stderr: OutputSink,
-    /// Replay this module instead of the one embedded in the trace.
+    /// Replay this module (binary or WAT) instead of the one the trace embeds or references.
     pub module: Option<Vec<u8>>,
     /// Replay [`ReplayOptions::module`] even when its hash differs from the recorded one; the
     /// replay then reports the first point where the modified module behaves differently.
     pub allow_modified_module: bool,
+    /// Where compiled code is cached (the same cache recording uses: replay runs the same
+    /// engine configuration), and who hears when a module must be compiled.
+    pub compile: CompileOptions,
 }
 
 /// The first point where the replayed run left the recorded one.
@@ -72,6 +77,8 @@ pub struct Replay {
     /// For a trap captured natively in both the recording and the replay: how the replayed
     /// registers compare with the recorded ones.
     pub registers: Option<RegisterComparison>,
+    /// Whether the module's compiled code came from the cache.
+    pub compiled: Lookup,
 }
 
 impl Replay {
@@ -108,9 +115,8 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
     }
     let settings = EngineSettings::from_header(&run.engine_config)?;
     let engine = settings.engine()?;
-    let recorded_module = run.modules.first().ok_or(ReplayError::NoModule)?;
-    let wasm = module_to_replay(trace, options.module, options.allow_modified_module)?;
-    let module = module::compile(&engine, &settings, &recorded_module.name, &wasm)?.module;
+    let mut compiled = module_to_replay(trace, &engine, &settings, &options)?;
+    let module = compiled.module.clone();
 
     let linker = crate::shims::link(&engine, &module, &run.imports)?;
 
@@ -129,7 +135,7 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
     state.advance();
     let mut store = Store::new(&engine, state);
     let native = NativeCapturer::install(&mut store, &module);
-    let module_name = recorded_module.name.clone();
+    let module_name = run.modules.first().map_or_else(String::new, |m| m.name.clone());
     let started = entry::run(&mut store, &linker, &module, run.invoke.as_deref(), &invoke_args(run))?;
     if let Some(failure) = store.data_mut().failed.take() {
         return Err(failure.into());
@@ -159,7 +165,9 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
         }
     }
     let registers = compare_registers(recorded.as_ref(), &end);
+    compiled.finish_caching();
     Ok(Replay {
+        compiled: compiled.lookup,
         registers,
         end,
         recorded,
@@ -171,24 +179,43 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
     })
 }
 
-/// The module to replay: the embedded one, or `given` when it is the recorded one (or
-/// `allow_modified`).
+/// The module to replay, compiled: the recorded one — from the compiled-code cache by the hash
+/// the trace records, without reading the module at all, else from the bytes the trace embeds
+/// or references — or the one `options` gives, when it is the recorded one (or
+/// `allow_modified_module`).
 fn module_to_replay(
     trace: &Trace,
-    given: Option<Vec<u8>>,
-    allow_modified: bool,
-) -> Result<Vec<u8>, ReplayError> {
-    let recorded_module = trace.header().run.modules.first().ok_or(ReplayError::NoModule)?;
-    let Some(bytes) = given else { return Ok(trace.module_bytes(0)?) };
-    let bytes = module::to_binary(&recorded_module.name, &bytes)?;
-    if sha256(&bytes) != recorded_module.sha256 && !allow_modified {
+    engine: &wasmtime::Engine,
+    settings: &EngineSettings,
+    options: &ReplayOptions,
+) -> Result<Compiled, ReplayError> {
+    let recorded = trace.header().run.modules.first().ok_or(ReplayError::NoModule)?;
+    let Some(given) = &options.module else {
+        if let Some(module) = module::cached(engine, settings, &recorded.sha256, &options.compile.cache) {
+            // The module's bytes are not needed, but a damaged trace is reported as damaged.
+            trace.verify_module_frame(0)?;
+            return Ok(Compiled::cached(module, recorded.sha256));
+        }
+        let bytes = trace.module_bytes(0)?;
+        return Ok(module::compile(
+            engine,
+            settings,
+            &recorded.name,
+            &bytes,
+            recorded.sha256,
+            &options.compile,
+        )?);
+    };
+    let bytes = module::to_binary(&recorded.name, given)?;
+    let hash = sha256(&bytes);
+    if hash != recorded.sha256 && !options.allow_modified_module {
         return Err(ReplayError::ModuleMismatch {
-            recorded: recorded_module.name.clone(),
-            recorded_sha256: recorded_module.sha256_hex(),
-            given_sha256: wtrace_traces::hex(&sha256(&bytes)),
+            recorded: recorded.name.clone(),
+            recorded_sha256: recorded.sha256_hex(),
+            given_sha256: wtrace_traces::hex(&hash),
         });
     }
-    Ok(bytes)
+    Ok(module::compile(engine, settings, &recorded.name, &bytes, hash, &options.compile)?)
 }
 
 /// The register comparison, when both the recorded and the replayed run trapped with a

@@ -2,9 +2,6 @@
 //! `wtrace-inject` on the running thread for the module's compiled code, installs it as the store's signal hook, and turns
 //! the capture into the trap's [`NativeSnapshot`]: the Wasm PC from the module's address map,
 //! the frame-pointer walk mapped to Wasm PCs, and the bytes around a memory fault.
-//!
-//! [`NativeCapturer::install`] is the one function outside `inject` with `unsafe` code:
-//! installing the hook is an `unsafe` Wasmtime API.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -31,7 +28,6 @@ pub struct NativeCapturer {
 
 impl NativeCapturer {
     /// Arms this thread for `module`'s code and installs the hook on `store`.
-    #[allow(unsafe_code)]
     pub fn install<T>(store: &mut Store<T>, module: &Module) -> NativeCapturer {
         let text = module.text();
         let start = text.as_ptr() as u64;
@@ -49,19 +45,7 @@ impl NativeCapturer {
         );
         let unsupported = armed.is_err();
         if !unsupported {
-            #[cfg(unix)]
-            {
-                use wasmtime::unix::StoreExt;
-                // SAFETY: `handle_signal` is async-signal-safe: it reads only this thread's
-                // slot, allocates nothing, takes no locks and does no I/O, and it declines
-                // (returns false) every signal outside the armed code ranges. Wasmtime passes
-                // the kernel's own, writable ucontext.
-                unsafe {
-                    store.set_signal_handler(|signum, info, context| {
-                        wtrace_inject::handle_signal(signum, info, context.cast_mut())
-                    });
-                }
-            }
+            crate::trust::install_signal_hook(store);
         }
         NativeCapturer { armed: armed.ok(), captured, text: range, address_map, unsupported }
     }

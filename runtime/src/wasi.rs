@@ -360,18 +360,22 @@ pub trait Arg: Copy {
 }
 
 impl Arg for i32 {
+    #[inline]
     fn raw(self) -> u64 {
         u64::from(self as u32)
     }
+    #[inline]
     fn value(self) -> Value {
         Value::I32(self)
     }
 }
 
 impl Arg for i64 {
+    #[inline]
     fn raw(self) -> u64 {
         self as u64
     }
+    #[inline]
     fn value(self) -> Value {
         Value::I64(self)
     }

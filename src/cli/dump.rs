@@ -1,12 +1,12 @@
 //! `wtrace dump`: one line per event, as text or JSON lines.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 
 use wtrace::traces::Event;
 use wtrace::traces::display::EventLine;
 
-use super::{CliError, json, open_trace, output};
+use super::{CliError, json, open_trace, output, trace_dir};
 
 /// An inclusive range of event seqs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,21 @@ pub(crate) fn parse_range(text: &str, len: u64) -> Result<SeqRange, CliError> {
     Ok(SeqRange { first: range.first, last: range.last.min(len - 1) })
 }
 
-pub(crate) fn run(path: &Path, range: Option<&str>, as_json: bool) -> Result<(), CliError> {
+/// The `wtrace dump` command line.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DumpArgs {
+    /// The trace file, or `latest`.
+    trace: PathBuf,
+    /// Which events: `N`, `N-M` (inclusive), `N-` or `N-end`, `end` (the last); all by default.
+    range: Option<String>,
+    /// Print JSON lines (one object per event) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: &DumpArgs) -> Result<(), CliError> {
+    let path = &trace_dir::resolve(&args.trace)?;
+    let (range, as_json) = (args.range.as_deref(), args.json);
     let trace = open_trace(path)?;
     let range = match range {
         Some(text) => parse_range(text, trace.len())?,

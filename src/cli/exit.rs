@@ -58,6 +58,12 @@ impl CliError {
             TraceError::ModuleNotEmbedded { .. } | TraceError::ModuleHashMismatch { .. } => {
                 (exit_codes::DAMAGED, Some("the trace's embedded module is missing or altered".into()))
             }
+            TraceError::ModuleMissing { name, .. } => (
+                exit_codes::INPUT_MISSING,
+                Some(format!(
+                    "pass --module PATH to replay it with the module it was recorded from ({name}), or `wtrace pack` it where its module store is"
+                )),
+            ),
             TraceError::NoSuchEvent { len, .. } => {
                 (exit_codes::USAGE, Some(format!("choose events between 0 and {}", len.saturating_sub(1))))
             }

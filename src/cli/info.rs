@@ -1,14 +1,26 @@
 //! `wtrace info`: what a trace holds, read from its header and index only.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use wtrace::traces::{Completeness, EventKind, Trace};
+use wtrace::traces::{Completeness, EventKind, ModuleEntry, ModuleStore, Trace};
 
-use super::{CliError, open_trace, output};
+use super::{CliError, open_trace, output, trace_dir};
 
-pub(crate) fn run(path: &Path, as_json: bool) -> Result<(), CliError> {
+/// The `wtrace info` command line.
+#[derive(Debug, clap::Args)]
+pub(crate) struct InfoArgs {
+    /// The trace file, or `latest`.
+    trace: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: &InfoArgs) -> Result<(), CliError> {
+    let path = &trace_dir::resolve(&args.trace)?;
+    let as_json = args.json;
     let trace = open_trace(path)?;
     let mut out = output::stdout();
     let written = if as_json {
@@ -81,13 +93,13 @@ fn write_text(out: &mut impl Write, path: &Path, trace: &Trace) -> std::io::Resu
         writeln!(out, "preopen:    {} -> {}", preopen.host, preopen.guest)?;
     }
     for (i, module) in run.modules.iter().enumerate() {
-        let embedded = if module.embedded { "embedded" } else { "not embedded" };
         writeln!(
             out,
-            "module {i}:   {} ({} bytes, sha256 {}, {embedded})",
+            "module {i}:   {} ({} bytes, sha256 {}, {})",
             module.name,
             module.size,
-            module.sha256_hex()
+            module.sha256_hex(),
+            module_place(trace, module).describe()
         )?;
     }
     writeln!(out, "imports:    {}", run.imports.len())?;
@@ -138,7 +150,11 @@ fn summary_json(trace: &Trace) -> serde_json::Value {
         "invoke": run.invoke,
         "env": run.env.iter().map(|v| json!({"name": v.name, "value": v.value})).collect::<Vec<_>>(),
         "preopens": run.preopens.iter().map(|p| json!({"host": p.host, "guest": p.guest})).collect::<Vec<_>>(),
-        "modules": run.modules.iter().map(|m| json!({"name": m.name, "size": m.size, "sha256": m.sha256_hex(), "embedded": m.embedded})).collect::<Vec<_>>(),
+        "modules": run.modules.iter().map(|m| {
+            let place = module_place(trace, m);
+            json!({"name": m.name, "size": m.size, "sha256": m.sha256_hex(), "embedded": m.embedded, "stored": place.name(), "store": place.store()})
+        }).collect::<Vec<_>>(),
+        "self_contained": run.modules.iter().all(|m| m.embedded),
         "imports": run.imports.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "generic_capture": generic_imports(run).map(ToString::to_string).collect::<Vec<_>>(),
         "events": trace.len(),
@@ -150,6 +166,52 @@ fn summary_json(trace: &Trace) -> serde_json::Value {
     })
 }
 
+/// Where a trace's module is: in the trace, in the module store beside it, or nowhere here.
+enum ModulePlace {
+    Embedded,
+    Stored(PathBuf),
+    Missing(PathBuf),
+}
+
+impl ModulePlace {
+    fn describe(&self) -> String {
+        match self {
+            ModulePlace::Embedded => "embedded".into(),
+            ModulePlace::Stored(store) => format!("referenced, in the module store {}", store.display()),
+            ModulePlace::Missing(store) => {
+                format!("referenced, MISSING from {}: replay needs --module PATH", store.display())
+            }
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            ModulePlace::Embedded => "embedded",
+            ModulePlace::Stored(_) => "store",
+            ModulePlace::Missing(_) => "missing",
+        }
+    }
+
+    fn store(&self) -> Option<String> {
+        match self {
+            ModulePlace::Embedded => None,
+            ModulePlace::Stored(store) | ModulePlace::Missing(store) => Some(store.display().to_string()),
+        }
+    }
+}
+
+fn module_place(trace: &Trace, module: &ModuleEntry) -> ModulePlace {
+    if module.embedded {
+        return ModulePlace::Embedded;
+    }
+    let store = ModuleStore::beside(trace.path().unwrap_or(Path::new("trace")));
+    if store.contains(&module.sha256) {
+        ModulePlace::Stored(store.dir().to_path_buf())
+    } else {
+        ModulePlace::Missing(store.dir().to_path_buf())
+    }
+}
+
 fn or_unknown(text: &str) -> &str {
     if text.is_empty() { "(unknown)" } else { text }
 }
@@ -158,7 +220,7 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut value = n as f64;
     let mut unit = 0;

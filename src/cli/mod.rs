@@ -1,25 +1,28 @@
-//! Command-line definitions (clap) and dispatch to the subcommands.
+//! Command-line definitions (clap) and dispatch to the subcommands. Each subcommand's module
+//! defines its arguments; flags several subcommands take are defined once, in `flags`.
 
+mod completions;
 mod dump;
 mod exit;
+mod flags;
+mod gc;
 mod info;
 mod json;
 mod output;
+mod pack;
 mod record;
 mod repair;
 mod replay;
 mod trace_dir;
 
-use std::path::PathBuf;
-
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub(crate) use exit::CliError;
 
 /// Record/replay trace debugger for WebAssembly on Wasmtime.
 #[derive(Debug, Parser)]
 #[command(name = "wtrace", version, about, after_help = wtrace::exit_codes::help(), propagate_version = true)]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -31,88 +34,35 @@ enum Command {
     /// Flags follow `wasmtime run`. The guest's stdin, stdout and stderr pass through; wtrace
     /// exits with the guest's exit status, or 134 on a trap. Without -o, the trace goes to the
     /// trace directory (`$WTRACE_DIR`, else `$XDG_DATA_HOME/wtrace`, else
-    /// `~/.local/share/wtrace`) and `latest` names it.
+    /// `~/.local/share/wtrace`), which keeps each module once in its `modules/` store, and
+    /// `latest` names it.
     #[command(after_help = wtrace::exit_codes::help())]
-    Record {
-        /// Grant the guest access to a host directory, as GUEST (default: the same path).
-        #[arg(long = "dir", value_name = "HOST[::GUEST]")]
-        dirs: Vec<String>,
-        /// Pass an environment variable; NAME alone passes wtrace's own value.
-        #[arg(long = "env", value_name = "NAME[=VALUE]")]
-        env: Vec<String>,
-        /// Call this exported function (with ARGS as its arguments) instead of `_start`.
-        #[arg(long, value_name = "FUNC")]
-        invoke: Option<String>,
-        /// Wasm features and limits, as `wasmtime run -W`: e.g. `threads=y,shared-memory=y`,
-        /// `custom-page-sizes=y`, `max-wasm-stack=1048576`.
-        #[arg(short = 'W', value_name = "OPT[=VAL,...]")]
-        wasm: Vec<String>,
-        /// Write the trace here instead of the trace directory.
-        #[arg(short, long, value_name = "PATH")]
-        output: Option<PathBuf>,
-        /// Do not print the closing `wtrace: recorded ...` line.
-        #[arg(short, long)]
-        quiet: bool,
-        /// The module: binary Wasm or WAT text.
-        module: PathBuf,
-        /// Arguments for the guest (a `--` right after MODULE is a separator).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    Record(record::RecordArgs),
     /// Re-execute a trace with no host access: same output, exit status and trap.
     ///
     /// Exits with the recorded run's status (134 for a trap), so a replay is a drop-in re-run;
     /// a divergence, a refused trace and a failed --expect-* have codes of their own.
     #[command(after_help = wtrace::exit_codes::help())]
-    Replay {
-        /// The trace file, or `latest`.
-        trace: PathBuf,
-        /// Do not print the guest's stdout and stderr.
-        #[arg(short, long)]
-        quiet: bool,
-        /// Fail (exit 206) unless the run traps with this code (e.g. `unreachable`,
-        /// `memory-out-of-bounds`, `integer-division-by-zero`).
-        #[arg(long, value_name = "CODE")]
-        expect_trap: Option<String>,
-        /// Fail (exit 206) unless the guest exits with this status.
-        #[arg(long, value_name = "N")]
-        expect_exit: Option<i32>,
-        /// Fail (exit 206) unless the guest's stdout equals this file's bytes.
-        #[arg(long, value_name = "FILE")]
-        expect_stdout: Option<PathBuf>,
-        /// Replay this module instead of the one embedded in the trace.
-        #[arg(long, value_name = "PATH")]
-        module: Option<PathBuf>,
-        /// With --module: replay even if it is not the recorded module, to see where it diverges.
-        #[arg(long, requires = "module")]
-        allow_modified_module: bool,
-    },
+    Replay(replay::ReplayArgs),
     /// Describe a trace: header, modules, event counts by kind, sizes.
     #[command(after_help = wtrace::exit_codes::help())]
-    Info {
-        /// The trace file.
-        trace: PathBuf,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Info(info::InfoArgs),
     /// Print events, one line each.
     #[command(after_help = wtrace::exit_codes::help())]
-    Dump {
-        /// The trace file.
-        trace: PathBuf,
-        /// Which events: `N`, `N-M` (inclusive), `N-` or `N-end`, `end` (the last); all by default.
-        range: Option<String>,
-        /// Print JSON lines (one object per event) instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Dump(dump::DumpArgs),
     /// Rebuild the index of a trace whose recording did not finish, in place and atomically.
     #[command(after_help = wtrace::exit_codes::help())]
-    Repair {
-        /// The trace file.
-        trace: PathBuf,
-    },
+    Repair(repair::RepairArgs),
+    /// Make a trace self-contained: embed the modules it references from its trace directory.
+    #[command(after_help = wtrace::exit_codes::help())]
+    Pack(pack::PackArgs),
+    /// Remove old traces from the trace directory, and the modules no trace references.
+    #[command(after_help = wtrace::exit_codes::help())]
+    Gc(gc::GcArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print a manual page (roff), e.g. `wtrace man > ~/.local/share/man/man1/wtrace.1`.
+    Man(completions::ManArgs),
 }
 
 /// Runs the command line of this process and returns the exit code.
@@ -140,41 +90,17 @@ pub(crate) fn main() -> i32 {
 
 /// Runs one subcommand; returns the process exit status.
 fn run(cli: Cli) -> Result<i32, CliError> {
+    let done = |result: Result<(), CliError>| result.map(|()| wtrace::exit_codes::SUCCESS);
     match cli.command {
-        Command::Record { dirs, env, invoke, wasm, output, quiet, module, args } => {
-            record::run(record::RecordArgs {
-                module,
-                args,
-                dirs,
-                env,
-                invoke,
-                wasm_flags: wasm,
-                output,
-                quiet,
-            })
-        }
-        Command::Replay {
-            trace,
-            quiet,
-            expect_trap,
-            expect_exit,
-            expect_stdout,
-            module,
-            allow_modified_module,
-        } => replay::run(&replay::ReplayArgs {
-            trace,
-            quiet,
-            expect_trap,
-            expect_exit,
-            expect_stdout,
-            module,
-            allow_modified_module,
-        }),
-        Command::Info { trace, json } => info::run(&trace_dir::resolve(&trace)?, json).map(|()| 0),
-        Command::Dump { trace, range, json } => {
-            dump::run(&trace_dir::resolve(&trace)?, range.as_deref(), json).map(|()| 0)
-        }
-        Command::Repair { trace } => repair::run(&trace_dir::resolve(&trace)?).map(|()| 0),
+        Command::Record(args) => record::run(args),
+        Command::Replay(args) => replay::run(&args),
+        Command::Info(args) => done(info::run(&args)),
+        Command::Dump(args) => done(dump::run(&args)),
+        Command::Repair(args) => done(repair::run(&args)),
+        Command::Pack(args) => done(pack::run(&args)),
+        Command::Gc(args) => done(gc::run(&args)),
+        Command::Completions(args) => done(completions::run(&args, Cli::command())),
+        Command::Man(args) => done(completions::man(&args, Cli::command())),
     }
 }
 

@@ -1,31 +1,57 @@
-//! `wtrace record`: run a module for real, as `wtrace run` would, and write its trace.
+//! `wtrace record`: run a module for real, as `wasmtime run` would, and write its trace.
 
 use std::path::{Path, PathBuf};
 
+use wtrace::exit_codes;
 use wtrace::recorder::{self, Dir, Output, RecordError, RecordOptions, Stdin};
+use wtrace::traces::ModuleStore;
 use wtrace::{EngineSettings, RunEnd};
 
-use wtrace::exit_codes;
-
+use super::flags::CompileFlags;
 use super::{CliError, output, trace_dir};
 
-/// The parsed `wtrace record` command line.
-#[derive(Debug)]
+/// The `wtrace record` command line.
+#[derive(Debug, clap::Args)]
 pub(crate) struct RecordArgs {
-    pub(crate) module: PathBuf,
-    pub(crate) args: Vec<String>,
-    pub(crate) dirs: Vec<String>,
-    pub(crate) env: Vec<String>,
-    pub(crate) invoke: Option<String>,
-    pub(crate) wasm_flags: Vec<String>,
-    pub(crate) output: Option<PathBuf>,
-    pub(crate) quiet: bool,
+    /// Grant the guest access to a host directory, as GUEST (default: the same path).
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    dirs: Vec<String>,
+    /// Pass an environment variable; NAME alone passes wtrace's own value.
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    env: Vec<String>,
+    /// Call this exported function (with ARGS as its arguments) instead of `_start`.
+    #[arg(long, value_name = "FUNC")]
+    invoke: Option<String>,
+    /// Wasm features and limits, as `wasmtime run -W`: e.g. `threads=y,shared-memory=y`,
+    /// `custom-page-sizes=y`, `max-wasm-stack=1048576`.
+    #[arg(short = 'W', value_name = "OPT[=VAL,...]")]
+    wasm: Vec<String>,
+    /// Write the trace here instead of the trace directory (self-contained: the module is
+    /// embedded).
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<PathBuf>,
+    /// Embed the module in the trace even in the trace directory.
+    #[arg(long, conflicts_with = "no_embed")]
+    embed: bool,
+    /// With -o: keep the module in a `modules/` store beside PATH instead of embedding it.
+    #[arg(long, requires = "output")]
+    no_embed: bool,
+    #[command(flatten)]
+    compile: CompileFlags,
+    /// Do not print the closing `wtrace: recorded ...` line or the compiling status.
+    #[arg(short, long)]
+    quiet: bool,
+    /// The module: binary Wasm or WAT text.
+    module: PathBuf,
+    /// Arguments for the guest (a `--` right after MODULE is a separator).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
 }
 
 /// Runs `wtrace record`; returns the process exit status (the guest's).
 pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
     let mut engine = EngineSettings::default();
-    for flag in &args.wasm_flags {
+    for flag in &args.wasm {
         engine.apply_flag(flag).map_err(|e| CliError::usage(e.to_string()))?;
     }
     let dirs = args.dirs.iter().map(|d| parse_dir(d)).collect::<Result<Vec<_>, _>>()?;
@@ -43,6 +69,9 @@ pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
         Some(path) => (path.clone(), false),
         None => (trace_dir::new_trace(&args.module)?, true),
     };
+    // Traces in the trace directory share its module store; `-o` traces are self-contained.
+    let embed = args.embed || (!in_trace_dir && !args.no_embed);
+    let module_store = (!embed).then(|| ModuleStore::beside(&path).dir().to_path_buf());
     // A guest argument `--` after MODULE is a separator, as for `wasmtime run`.
     let mut guest_args = args.args;
     if guest_args.first().is_some_and(|a| a == "--") {
@@ -61,6 +90,8 @@ pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
         command_line: std::env::args().collect(),
         audit_writes: false,
         host_funcs: Vec::new(),
+        compile: args.compile.options(args.quiet),
+        module_store,
     };
     let recorded = recorder::record(&options, &path).map_err(|e| {
         if in_trace_dir {

@@ -1,13 +1,21 @@
 //! `wtrace repair`: rebuild a missing or damaged index in place.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 
 use wtrace::traces::{RepairOutcome, repair};
 
-use super::{CliError, output};
+use super::{CliError, output, trace_dir};
 
-pub(crate) fn run(path: &Path) -> Result<(), CliError> {
+/// The `wtrace repair` command line.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RepairArgs {
+    /// The trace file, or `latest`.
+    trace: PathBuf,
+}
+
+pub(crate) fn run(args: &RepairArgs) -> Result<(), CliError> {
+    let path = &trace_dir::resolve(&args.trace)?;
     let outcome = repair(path).map_err(|e| CliError::from_trace(&e, path))?;
     let mut out = output::stdout();
     let written = match outcome {

@@ -10,18 +10,36 @@ use wtrace::replayer::{self, OutputSink, ReplayError, ReplayOptions};
 
 use wtrace::exit_codes;
 
+use super::flags::CompileFlags;
 use super::{CliError, open_trace, output};
 
-/// The parsed `wtrace replay` command line.
-#[derive(Debug)]
+/// The `wtrace replay` command line.
+#[derive(Debug, clap::Args)]
 pub(crate) struct ReplayArgs {
-    pub(crate) trace: PathBuf,
-    pub(crate) quiet: bool,
-    pub(crate) expect_trap: Option<String>,
-    pub(crate) expect_exit: Option<i32>,
-    pub(crate) expect_stdout: Option<PathBuf>,
-    pub(crate) module: Option<PathBuf>,
-    pub(crate) allow_modified_module: bool,
+    /// The trace file, or `latest`.
+    trace: PathBuf,
+    /// Do not print the guest's stdout and stderr, or the compiling status.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Fail (exit 206) unless the run traps with this code (e.g. `unreachable`,
+    /// `memory-out-of-bounds`, `integer-division-by-zero`).
+    #[arg(long, value_name = "CODE")]
+    expect_trap: Option<String>,
+    /// Fail (exit 206) unless the guest exits with this status.
+    #[arg(long, value_name = "N")]
+    expect_exit: Option<i32>,
+    /// Fail (exit 206) unless the guest's stdout equals this file's bytes.
+    #[arg(long, value_name = "FILE")]
+    expect_stdout: Option<PathBuf>,
+    /// Replay this module instead of the one the trace embeds or references (it must be the
+    /// recorded one: its SHA-256 is checked).
+    #[arg(long, value_name = "PATH")]
+    module: Option<PathBuf>,
+    /// With --module: replay even if it is not the recorded module, to see where it diverges.
+    #[arg(long, requires = "module")]
+    allow_modified_module: bool,
+    #[command(flatten)]
+    compile: CompileFlags,
 }
 
 /// Runs `wtrace replay`; returns the process exit status.
@@ -77,6 +95,7 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
         },
         module,
         allow_modified_module: args.allow_modified_module,
+        compile: args.compile.options(args.quiet),
     };
     let module_name = trace.header().run.modules.first().map_or_else(String::new, |m| m.name.clone());
     let replay =

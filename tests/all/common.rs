@@ -121,8 +121,15 @@ pub(crate) fn write_trace(path: &Path, events: &[Event], options: WriterOptions)
     writer.finish().unwrap();
 }
 
+/// The real binary, with its compiled-code cache under `target/` rather than the user's.
+pub(crate) fn wtrace_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wtrace"));
+    command.env("WTRACE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("wtrace-cache"));
+    command
+}
+
 pub(crate) fn wtrace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wtrace")).args(args).output().expect("run wtrace")
+    wtrace_command().args(args).output().expect("run wtrace")
 }
 
 pub(crate) fn text(bytes: &[u8]) -> String {
@@ -161,7 +168,7 @@ pub(crate) fn guest(name: &str) -> std::path::PathBuf {
 /// Runs the real binary with stdin and extra environment variables.
 pub(crate) fn wtrace_with(args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> Output {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wtrace"))
+    let mut child = wtrace_command()
         .args(args)
         .envs(env.iter().copied())
         .stdin(std::process::Stdio::piped())

@@ -6,6 +6,7 @@ mod common;
 mod library;
 mod native;
 mod record_replay;
+mod startup;
 mod traps;
 mod wasi_table;
 mod write_sets;

@@ -93,6 +93,18 @@ pub enum TraceError {
         /// The module's name.
         name: String,
     },
+    /// A module the trace references (does not embed) is not in the module store beside it.
+    #[error("module {index} ({name}, sha256 {sha256}) is neither embedded in the trace nor in {store}", store = .store.display())]
+    ModuleMissing {
+        /// Index in the module table.
+        index: usize,
+        /// The module's name.
+        name: String,
+        /// Its SHA-256, as hex.
+        sha256: String,
+        /// The module store looked in.
+        store: PathBuf,
+    },
     /// An embedded module's bytes do not hash to the SHA-256 in the header.
     #[error("embedded module {index} ({name}) does not match its SHA-256 in the header")]
     ModuleHashMismatch {

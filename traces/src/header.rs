@@ -106,6 +106,11 @@ impl ModuleEntry {
         ModuleEntry { name: name.into(), size: bytes.len() as u64, sha256: sha256(bytes), embedded: false }
     }
 
+    /// Describes a module of `size` bytes whose SHA-256 is already known.
+    pub fn with_hash(name: impl Into<String>, size: u64, sha256: [u8; 32]) -> ModuleEntry {
+        ModuleEntry { name: name.into(), size, sha256, embedded: false }
+    }
+
     /// The hash as lower-case hex.
     pub fn sha256_hex(&self) -> String {
         hex(&self.sha256)

@@ -30,7 +30,9 @@ mod event;
 mod header;
 mod host_call_codec;
 mod native;
+mod pack;
 mod reader;
+mod store;
 mod writer;
 
 pub use codec::parse_event_stream;
@@ -42,7 +44,9 @@ pub use event::{
 };
 pub use header::{EnvVar, FormatVersion, Header, ImportName, ModuleEntry, Preopen, RunInfo, hex, sha256};
 pub use native::{Arch, NativeFrame, NativeSnapshot, RegisterValue, Signal};
+pub use pack::{PackOutcome, pack};
 pub use reader::{Completeness, Events, RepairOutcome, Trace, repair};
+pub use store::{ModuleStore, STORE_DIR};
 pub use writer::{IN_FLIGHT_BATCHES, TraceWriter, WriteSummary, WriterOptions};
 
 /// The format major version this build reads and writes.

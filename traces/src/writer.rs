@@ -85,7 +85,9 @@ pub struct TraceWriter {
 }
 
 impl TraceWriter {
-    /// Creates (or truncates) `path` and writes the header and the embedded modules.
+    /// Creates (or truncates) `path` and writes the header; the embedded modules are written
+    /// from the writer's thread, so hashing and compressing a large module does not hold up
+    /// the caller.
     /// `embedded` pairs a module index of `header.run.modules` with its bytes.
     pub fn create(
         path: &Path,
@@ -105,40 +107,30 @@ impl TraceWriter {
         embedded: &[(usize, &[u8])],
         options: WriterOptions,
     ) -> Result<Self> {
-        let mut module_frames = Vec::new();
+        let mut modules = Vec::with_capacity(embedded.len());
         for &(index, bytes) in embedded {
             let entry = header.run.modules.get_mut(index).ok_or_else(|| {
                 TraceError::InvalidInput(format!("embedded module {index} is not in the module table"))
             })?;
-            if entry.sha256 != sha256(bytes) || entry.size != bytes.len() as u64 {
+            if entry.size != bytes.len() as u64 {
                 return Err(TraceError::InvalidInput(format!(
                     "embedded bytes of module {index} ({}) do not match its table entry",
                     entry.name
                 )));
             }
             entry.embedded = true;
-            let compressed = zstd_compress(bytes, options.level)?;
-            let mut body = Vec::with_capacity(compressed.len() + 4);
-            body.extend_from_slice(&(index as u32).to_le_bytes());
-            body.extend_from_slice(&compressed);
-            module_frames.push(container::wtrace_frame(TAG_MODULE, &body)?);
+            modules.push((index, bytes.to_vec()));
         }
-        let header_frame = container::wtrace_frame(TAG_HEADER, &header.encode()?)?;
-        let mut offset = 0u64;
-        let mut all_frames = Vec::new();
-        for frame in std::iter::once(&header_frame).chain(&module_frames) {
-            sink.write_all(frame).map_err(|source| TraceError::Io { offset, source })?;
-            all_frames.push((frame.len() as u32, 0));
-            offset += frame.len() as u64;
-        }
-
         let (to_worker, from_producer) = mpsc::sync_channel(IN_FLIGHT_BATCHES);
         let (recycle_tx, recycled) = mpsc::sync_channel(IN_FLIGHT_BATCHES + 1);
         let flush_due = Arc::new(AtomicBool::new(false));
+        // The header is written here, so a sink that cannot take it fails at once.
+        let header_frame = container::wtrace_frame(TAG_HEADER, &header.encode()?)?;
+        sink.write_all(&header_frame).map_err(|source| TraceError::Io { offset: 0, source })?;
         let worker = Worker {
             sink,
-            offset,
-            all_frames,
+            offset: header_frame.len() as u64,
+            all_frames: vec![(header_frame.len() as u32, 0)],
             entries: Vec::new(),
             level: options.level,
             event_bytes: 0,
@@ -148,7 +140,7 @@ impl TraceWriter {
         };
         let worker = std::thread::Builder::new()
             .name("wtrace-writer".into())
-            .spawn(move || worker.run(&from_producer))
+            .spawn(move || worker.run(&header, &modules, &from_producer))
             .map_err(|source| TraceError::Io { offset: 0, source })?;
         Ok(TraceWriter {
             batch: Batch::empty(Vec::with_capacity(options.batch_bytes + 4096), 0),
@@ -294,7 +286,15 @@ struct Worker<W> {
 }
 
 impl<W: Write> Worker<W> {
-    fn run(mut self, messages: &Receiver<Message>) -> Result<WriteSummary> {
+    /// Writes the embedded modules, then every batch it is sent. Hashing and compressing the
+    /// modules happens here, beside the producer, not before it may start.
+    fn run(
+        mut self,
+        header: &Header,
+        modules: &[(usize, Vec<u8>)],
+        messages: &Receiver<Message>,
+    ) -> Result<WriteSummary> {
+        self.write_modules(header, modules)?;
         let mut compressor = checksummed_compressor(self.level).map_err(|source| self.io(source))?;
         let mut out = Vec::new();
         loop {
@@ -326,6 +326,31 @@ impl<W: Write> Worker<W> {
                 Message::Finish => return self.finish(),
             }
         }
+    }
+
+    fn write_modules(&mut self, header: &Header, modules: &[(usize, Vec<u8>)]) -> Result<()> {
+        for (index, bytes) in modules {
+            let entry = &header.run.modules[*index];
+            if entry.sha256 != sha256(bytes) {
+                return Err(TraceError::InvalidInput(format!(
+                    "embedded bytes of module {index} ({}) do not match its table entry",
+                    entry.name
+                )));
+            }
+            let compressed = zstd_compress(bytes, self.level)?;
+            let mut body = Vec::with_capacity(compressed.len() + 4);
+            body.extend_from_slice(&(*index as u32).to_le_bytes());
+            body.extend_from_slice(&compressed);
+            self.write_frame(&container::wtrace_frame(TAG_MODULE, &body)?)?;
+        }
+        Ok(())
+    }
+
+    fn write_frame(&mut self, frame: &[u8]) -> Result<()> {
+        self.sink.write_all(frame).map_err(|source| self.io(source))?;
+        self.all_frames.push((frame.len() as u32, 0));
+        self.offset += frame.len() as u64;
+        Ok(())
     }
 
     fn io(&self, source: std::io::Error) -> TraceError {

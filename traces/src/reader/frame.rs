@@ -47,7 +47,7 @@ pub(super) fn record_error(frame_index: usize, entry: &IndexEntry, seq: u64, det
 /// Decompresses one zstd frame that should produce exactly `size` bytes. Small frames are
 /// decompressed in one call; large ones stream, so memory follows the bytes actually produced
 /// rather than a size the file merely claims.
-pub(super) fn decompress(frame: &[u8], size: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn decompress(frame: &[u8], size: usize) -> Result<Vec<u8>, String> {
     use std::io::Read;
     const ONE_SHOT_LIMIT: usize = 8 << 20;
     let describe = |code: usize| {

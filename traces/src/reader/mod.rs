@@ -16,7 +16,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use events::Events;
-use frame::{LoadedFrame, decode_frame, decompress, record_error};
+pub(crate) use frame::decompress;
+use frame::{LoadedFrame, decode_frame, record_error};
 pub use repair::{RepairOutcome, repair};
 
 use crate::codec::{self, Record};
@@ -50,6 +51,8 @@ pub struct Trace(Arc<TraceData>);
 /// What an open trace knows: the header, the index and a one-frame cache.
 struct TraceData {
     src: Box<dyn ReadAt>,
+    /// The file it was opened from, when it was: its module store is beside it.
+    path: Option<std::path::PathBuf>,
     header: Header,
     header_len: u64,
     /// File offset and payload length of each embedded module frame, by module index.
@@ -85,7 +88,9 @@ impl Trace {
         if meta.is_dir() {
             return Err(open_error(std::io::Error::other("it is a directory")));
         }
-        Trace::from_source(Box::new(container::FileSource { file, len: meta.len() }))
+        let mut data = TraceData::build(Box::new(container::FileSource { file, len: meta.len() }))?;
+        data.path = Some(path.to_path_buf());
+        Ok(Trace(Arc::new(data)))
     }
 
     /// Opens a trace held in memory.
@@ -201,16 +206,43 @@ impl Trace {
         counts
     }
 
-    /// The embedded bytes of module `index`, checked against its SHA-256.
+    /// The file the trace was opened from (`None` for one opened from memory).
+    pub fn path(&self) -> Option<&Path> {
+        self.0.path.as_deref()
+    }
+
+    /// Whether module `index` is embedded in the trace (rather than referenced by its hash).
+    pub fn module_embedded(&self, index: usize) -> bool {
+        self.0.modules.get(index).is_some_and(Option::is_some)
+    }
+
+    /// The bytes of module `index`, checked against its size and SHA-256: embedded in the
+    /// trace, or for a trace that references its module, from the module store beside it.
     pub fn module_bytes(&self, index: usize) -> Result<Vec<u8>> {
-        let entry = self
-            .0
-            .header
-            .run
-            .modules
-            .get(index)
-            .ok_or_else(|| TraceError::ModuleNotEmbedded { index, name: "(no such module)".into() })?;
-        let not_embedded = || TraceError::ModuleNotEmbedded { index, name: entry.name.clone() };
+        if let Some(entry) = self.0.header.run.modules.get(index)
+            && !entry.embedded
+            && let Some(path) = &self.0.path
+        {
+            return crate::store::ModuleStore::beside(path).get(index, entry);
+        }
+        self.embedded_module_bytes(index)
+    }
+
+    /// Checks that the frame of embedded module `index` is intact (its checksum holds) without
+    /// decompressing it: what a reader that needs not the module's bytes, only the trace's
+    /// integrity, asks. A module the trace references by hash has no frame to check.
+    pub fn verify_module_frame(&self, index: usize) -> Result<()> {
+        match self.0.header.run.modules.get(index) {
+            Some(entry) if entry.embedded => self.module_frame_body(index).map(|_| ()),
+            Some(_) => Ok(()),
+            None => Err(TraceError::ModuleNotEmbedded { index, name: "(no such module)".into() }),
+        }
+    }
+
+    /// The compressed body of embedded module `index` and the frame's offset, checksum checked.
+    fn module_frame_body(&self, index: usize) -> Result<(u64, Vec<u8>)> {
+        let name = self.0.header.run.modules.get(index).map_or("(no such module)", |m| m.name.as_str());
+        let not_embedded = || TraceError::ModuleNotEmbedded { index, name: name.to_owned() };
         let (pos, payload_len) = self.0.modules.get(index).copied().flatten().ok_or_else(not_embedded)?;
         let payload = container::read_bytes(
             self.0.src.as_ref(),
@@ -223,9 +255,16 @@ impl Trace {
         if !ok || body.len() < 4 {
             return Err(TraceError::corrupt("module frame", pos, "checksum mismatch"));
         }
+        Ok((pos, body[4..].to_vec()))
+    }
+
+    /// The embedded bytes of module `index`, checked against its SHA-256.
+    fn embedded_module_bytes(&self, index: usize) -> Result<Vec<u8>> {
+        let (pos, compressed) = self.module_frame_body(index)?;
+        let entry = &self.0.header.run.modules[index];
         let size = usize::try_from(entry.size)
             .map_err(|_| TraceError::corrupt("module frame", pos, "module too large"))?;
-        let bytes = decompress(&body[4..], size)
+        let bytes = decompress(&compressed, size)
             .map_err(|detail| TraceError::corrupt("module frame", pos, detail))?;
         if sha256(&bytes) != entry.sha256 {
             return Err(TraceError::ModuleHashMismatch { index, name: entry.name.clone() });

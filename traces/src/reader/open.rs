@@ -18,6 +18,7 @@ impl TraceData {
         let module_count = header.run.modules.len();
         let mut trace = TraceData {
             src,
+            path: None,
             header,
             header_len,
             modules: vec![None; module_count],
