@@ -321,3 +321,45 @@ fn completions_and_the_manual_page_come_from_the_command_line_definitions() {
     assert!(record.contains(".TH wtrace-record") && record.contains("no\\-cache"), "{record}");
     assert_eq!(wtrace_with(&["man", "frobnicate"], b"", &[]).status.code(), Some(200));
 }
+
+/// A module with enough functions that compiling it takes a debug build more than a second.
+fn slow_to_compile(dir: &Path) -> PathBuf {
+    use std::fmt::Write as _;
+    let mut wat = String::from("(module\n");
+    for i in 0..4000 {
+        let _ = writeln!(
+            wat,
+            "  (func (param i32) (result i32) (local i32) local.get 0 i32.const {i} i32.add local.tee 1 local.get 1 i32.mul i32.const 7 i32.rem_u)"
+        );
+    }
+    wat.push_str("  (func (export \"_start\")))\n");
+    let path = dir.join("slow.wat");
+    std::fs::write(&path, wat).unwrap();
+    path
+}
+
+/// Runs `wtrace ARGS` on a pseudo-terminal (util-linux `script`), returning what it showed.
+fn on_a_terminal(args: &[&str]) -> String {
+    let binary = env!("CARGO_BIN_EXE_wtrace");
+    let command = std::iter::once(binary).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("util-linux `script` runs a command on a pseudo-terminal");
+    text(&out.stdout)
+}
+
+#[test]
+fn a_long_compilation_shows_one_transient_status_line_on_a_terminal_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = slow_to_compile(dir.path());
+    let trace = dir.path().join("t.zst");
+    let (module, trace) = (module.to_str().unwrap(), trace.to_str().unwrap());
+    let shown = on_a_terminal(&["record", "--no-cache", "-o", trace, module]);
+    let status = shown.find("wtrace: compiling slow.wat (").expect(&shown);
+    let cleared = shown.find("\r\x1b[2K").expect(&shown);
+    assert!(status < cleared && shown[cleared..].contains("wtrace: recorded"), "{shown:?}");
+    assert!(!on_a_terminal(&["record", "-q", "--no-cache", "-o", trace, module]).contains("compiling"));
+    let piped = wtrace_with(&["record", "--no-cache", "-o", trace, module], b"", &[]);
+    assert!(!text(&piped.stderr).contains("compiling"), "{}", text(&piped.stderr));
+}

@@ -14,7 +14,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -37,11 +37,21 @@ pub struct WriterOptions {
     pub flush_interval: Duration,
     /// zstd compression level.
     pub level: i32,
+    /// The zstd level used instead of `level` for a batch while another batch is already
+    /// waiting for the compressor: when the producer outruns compression (a guest reading a
+    /// large file), frames are compressed faster and a little larger rather than holding the
+    /// producer up. `None` always uses `level`.
+    pub catch_up_level: Option<i32>,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { batch_bytes: 256 << 10, flush_interval: Duration::from_millis(100), level: 3 }
+        WriterOptions {
+            batch_bytes: 256 << 10,
+            flush_interval: Duration::from_millis(100),
+            level: 3,
+            catch_up_level: None,
+        }
     }
 }
 
@@ -81,6 +91,8 @@ pub struct TraceWriter {
     to_worker: Option<SyncSender<Message>>,
     recycled: Receiver<Vec<u8>>,
     flush_due: Arc<AtomicBool>,
+    /// Batches sent and not yet taken up by the worker.
+    backlog: Arc<AtomicUsize>,
     worker: Option<JoinHandle<Result<WriteSummary>>>,
 }
 
@@ -124,6 +136,7 @@ impl TraceWriter {
         let (to_worker, from_producer) = mpsc::sync_channel(IN_FLIGHT_BATCHES);
         let (recycle_tx, recycled) = mpsc::sync_channel(IN_FLIGHT_BATCHES + 1);
         let flush_due = Arc::new(AtomicBool::new(false));
+        let backlog = Arc::new(AtomicUsize::new(0));
         // The header is written here, so a sink that cannot take it fails at once.
         let header_frame = container::wtrace_frame(TAG_HEADER, &header.encode()?)?;
         sink.write_all(&header_frame).map_err(|source| TraceError::Io { offset: 0, source })?;
@@ -136,6 +149,8 @@ impl TraceWriter {
             event_bytes: 0,
             recycle: recycle_tx,
             flush_due: Arc::clone(&flush_due),
+            backlog: Arc::clone(&backlog),
+            catch_up_level: options.catch_up_level,
             flush_interval: options.flush_interval,
         };
         let worker = std::thread::Builder::new()
@@ -150,6 +165,7 @@ impl TraceWriter {
             to_worker: Some(to_worker),
             recycled,
             flush_due,
+            backlog,
             worker: Some(worker),
         })
     }
@@ -224,6 +240,7 @@ impl TraceWriter {
         let buffer =
             self.recycled.try_recv().unwrap_or_else(|_| Vec::with_capacity(self.options.batch_bytes + 4096));
         let full = std::mem::replace(&mut self.batch, Batch::empty(buffer, self.next_seq));
+        self.backlog.fetch_add(1, Ordering::Relaxed);
         self.send(Message::Batch(full))
     }
 
@@ -282,6 +299,8 @@ struct Worker<W> {
     event_bytes: u64,
     recycle: SyncSender<Vec<u8>>,
     flush_due: Arc<AtomicBool>,
+    backlog: Arc<AtomicUsize>,
+    catch_up_level: Option<i32>,
     flush_interval: Duration,
 }
 
@@ -296,6 +315,10 @@ impl<W: Write> Worker<W> {
     ) -> Result<WriteSummary> {
         self.write_modules(header, modules)?;
         let mut compressor = checksummed_compressor(self.level).map_err(|source| self.io(source))?;
+        let mut catch_up = match self.catch_up_level {
+            Some(level) => Some(checksummed_compressor(level).map_err(|source| self.io(source))?),
+            None => None,
+        };
         let mut out = Vec::new();
         loop {
             let message = match messages.recv_timeout(self.flush_interval) {
@@ -311,6 +334,11 @@ impl<W: Write> Worker<W> {
             };
             match message {
                 Message::Batch(batch) => {
+                    let waiting = self.backlog.fetch_sub(1, Ordering::Relaxed) > 1;
+                    let compressor = match &mut catch_up {
+                        Some(fast) if waiting => fast,
+                        _ => &mut compressor,
+                    };
                     out.clear();
                     out.reserve(zstd::zstd_safe::compress_bound(batch.bytes.len()));
                     compressor
