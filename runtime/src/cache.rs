@@ -4,20 +4,23 @@
 //! An entry is found by a key that a stale entry can never match: the SHA-256 of the module's
 //! bytes, of the engine settings, of the Wasmtime version, and of Wasmtime's own compatibility
 //! hash of the engine (target, CPU features the code may use, compiler flags, tunables, Wasm
-//! features). An entry holds the bytes `Module::serialize` produced, behind a header with their
-//! length and SHA-256, which are checked before Wasmtime is asked to load them: a truncated or
-//! corrupt entry is removed and rebuilt, never run.
+//! features). An entry holds the bytes `Module::serialize` produced followed by a trailer with
+//! their length and CRC-32, which are checked before Wasmtime is asked to load them: a truncated
+//! or corrupt entry is removed and rebuilt, never run. The checksum guards against accidents
+//! (a full disk, a torn write, a flipped bit); against other users the directory is guarded
+//! instead: it is created owner-only, and a cache directory others may write to is not used.
 //!
 //! Wasmtime's own module cache (`Config::cache`) would key entries as carefully, but it stores
 //! them zstd-compressed without a checksum over what it loads, so a flipped bit in an entry
 //! reaches the code loader; it evicts from a background worker that a short-lived process
 //! rarely lets finish; and it needs a TOML configuration file. This cache stores entries
-//! uncompressed (loading one is a read and a hash, with no decompression), evicts the least
-//! recently used entries as it writes a new one, and is configured by [`CacheOptions`].
+//! uncompressed, so a hit costs one checksumming pass over the file and a memory mapping of it
+//! (no decompression, no copy); it evicts the least recently used entries as it writes a new
+//! one; and it is configured by [`CacheOptions`].
 
 use std::fs::{self, File};
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -26,10 +29,12 @@ use wasmtime::{Engine, Module};
 
 use crate::engine::{EngineSettings, WASMTIME_VERSION};
 
-/// The first bytes of a cache entry; the digit is the entry layout's version.
-const MAGIC: &[u8; 8] = b"WTRCODE1";
-/// Magic, SHA-256 of the payload, payload length.
-const HEADER_LEN: usize = 8 + 32 + 8;
+/// The first bytes of an entry's trailer; the digit is the entry layout's version.
+const MAGIC: &[u8; 8] = b"WTRCODE2";
+/// Magic, payload length (u64), CRC-32 of the payload (u32), zero padding (u32). The trailer
+/// follows the payload so that the file can be mapped as the compiled code itself: Wasmtime's
+/// loader reads what the code's own headers describe and ignores what follows.
+const TRAILER_LEN: usize = 8 + 8 + 4 + 4;
 /// Entries end in this.
 const EXTENSION: &str = "cwasm";
 /// Temporary files older than this belong to a writer that died; eviction removes them.
@@ -135,10 +140,15 @@ fn entry_path(dir: &Path, key: &str) -> PathBuf {
 /// that fails a check is removed.
 pub(crate) fn load(options: &CacheOptions, engine: &Engine, key: &str) -> (Lookup, Option<Module>) {
     let Some(dir) = &options.dir else { return (Lookup::Off, None) };
+    if !dir.exists() {
+        return (Lookup::Miss, None);
+    }
+    if !private_enough(dir) {
+        return (Lookup::Off, None);
+    }
     let path = entry_path(dir, key);
-    let Ok(bytes) = fs::read(&path) else { return (Lookup::Miss, None) };
-    let module =
-        verified_payload(&bytes).and_then(|payload| crate::trust::load_compiled(engine, payload).ok());
+    let Ok(mut file) = File::open(&path) else { return (Lookup::Miss, None) };
+    let module = verified(&mut file).then(|| crate::trust::load_compiled(engine, file).ok()).flatten();
     if let Some(module) = module {
         // The file's modification time is its last use, for eviction.
         if let Ok(file) = File::options().append(true).open(&path) {
@@ -150,14 +160,70 @@ pub(crate) fn load(options: &CacheOptions, engine: &Engine, key: &str) -> (Looku
     (Lookup::Rejected, None)
 }
 
-/// The payload of an entry whose header, length and SHA-256 all check.
-fn verified_payload(bytes: &[u8]) -> Option<&[u8]> {
-    let (header, payload) = bytes.split_at_checked(HEADER_LEN)?;
-    let (magic, rest) = header.split_at(8);
-    let (digest, len) = rest.split_at(32);
-    let len = u64::from_le_bytes(len.try_into().ok()?);
-    (magic == MAGIC && len == payload.len() as u64 && Sha256::digest(payload)[..] == *digest)
-        .then_some(payload)
+/// Whether `file`'s trailer is intact and the payload before it has the length and CRC-32 the
+/// trailer records. Reads the file once, through a small buffer.
+fn verified(file: &mut File) -> bool {
+    let mut check = || -> std::io::Result<bool> {
+        let len = file.metadata()?.len();
+        let Some(payload_len) = len.checked_sub(TRAILER_LEN as u64) else { return Ok(false) };
+        let mut trailer = [0u8; TRAILER_LEN];
+        file.seek(SeekFrom::Start(payload_len))?;
+        file.read_exact(&mut trailer)?;
+        let recorded_len = u64::from_le_bytes(trailer[8..16].try_into().unwrap_or_default());
+        let recorded_crc = u32::from_le_bytes(trailer[16..20].try_into().unwrap_or_default());
+        if trailer[..8] != *MAGIC || recorded_len != payload_len || trailer[20..] != [0; 4] {
+            return Ok(false);
+        }
+        file.seek(SeekFrom::Start(0))?;
+        let mut crc = crc32fast::Hasher::new();
+        let mut buffer = vec![0u8; 256 << 10];
+        let mut left = payload_len;
+        while left > 0 {
+            let n = file.read(&mut buffer[..usize::try_from(left.min(256 << 10)).unwrap_or(256 << 10)])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            crc.update(&buffer[..n]);
+            left -= n as u64;
+        }
+        Ok(crc.finalize() == recorded_crc)
+    };
+    check().unwrap_or(false)
+}
+
+/// The trailer of an entry whose payload is `payload`.
+fn trailer(payload: &[u8]) -> [u8; TRAILER_LEN] {
+    let mut trailer = [0u8; TRAILER_LEN];
+    trailer[..8].copy_from_slice(MAGIC);
+    trailer[8..16].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    trailer[16..20].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    trailer
+}
+
+/// Whether only its owner may write into `dir`: compiled code from a directory others can write
+/// to would run whatever they put there.
+fn private_enough(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(dir).is_ok_and(|meta| meta.permissions().mode() & 0o022 == 0)
+    }
+    #[cfg(not(unix))]
+    {
+        dir.is_dir()
+    }
+}
+
+/// Creates `dir` owner-only, if it does not exist.
+fn create_private(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Stores `module`'s compiled code under `key`, then removes the least recently used entries
@@ -165,16 +231,14 @@ fn verified_payload(bytes: &[u8]) -> Option<&[u8]> {
 pub(crate) fn store(options: &CacheOptions, key: &str, module: &Module) {
     let Some(dir) = &options.dir else { return };
     let Ok(payload) = module.serialize() else { return };
-    if fs::create_dir_all(dir).is_err() {
+    if create_private(dir).is_err() || !private_enough(dir) {
         return;
     }
     let temp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
     let written = (|| -> std::io::Result<()> {
         let mut file = File::create_new(&temp)?;
-        file.write_all(MAGIC)?;
-        file.write_all(&Sha256::digest(&payload))?;
-        file.write_all(&(payload.len() as u64).to_le_bytes())?;
         file.write_all(&payload)?;
+        file.write_all(&trailer(&payload))?;
         // Renamed only once complete, so a reader never sees a partial entry under the key.
         fs::rename(&temp, entry_path(dir, key))
     })();
@@ -221,20 +285,41 @@ pub fn evict(dir: &Path, max_bytes: u64) {
 mod tests {
     use super::*;
 
+    fn entry_file(dir: &Path, bytes: &[u8]) -> File {
+        let path = dir.join("entry");
+        fs::write(&path, bytes).unwrap();
+        File::open(path).unwrap()
+    }
+
     #[test]
-    fn payload_checks_catch_truncation_and_corruption() {
-        let payload = b"compiled code".to_vec();
-        let mut entry = MAGIC.to_vec();
-        entry.extend_from_slice(&Sha256::digest(&payload));
-        entry.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        entry.extend_from_slice(&payload);
-        assert_eq!(verified_payload(&entry), Some(&payload[..]));
-        assert_eq!(verified_payload(&entry[..entry.len() - 1]), None);
-        assert_eq!(verified_payload(&entry[..HEADER_LEN - 1]), None);
+    fn checks_catch_truncation_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let payload = b"compiled code, as Module::serialize writes it".to_vec();
+        let mut entry = payload.clone();
+        entry.extend_from_slice(&trailer(&payload));
+        assert!(verified(&mut entry_file(dir.path(), &entry)));
+        assert!(!verified(&mut entry_file(dir.path(), &entry[..entry.len() - 1])));
+        assert!(!verified(&mut entry_file(dir.path(), &entry[..TRAILER_LEN - 1])));
+        assert!(!verified(&mut entry_file(dir.path(), &payload)));
         for at in 0..entry.len() {
             let mut bad = entry.clone();
             bad[at] ^= 0x10;
-            assert_eq!(verified_payload(&bad), None, "a flip at byte {at} went unnoticed");
+            assert!(!verified(&mut entry_file(dir.path(), &bad)), "a flip at byte {at} went unnoticed");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_others_may_write_to_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        create_private(&cache).unwrap();
+        assert_eq!(fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o700);
+        assert!(private_enough(&cache));
+        fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(!private_enough(&cache));
+        let engine = Engine::default();
+        assert_eq!(load(&CacheOptions::at(&cache), &engine, "key").0, Lookup::Off);
     }
 }

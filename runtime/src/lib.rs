@@ -13,6 +13,7 @@ pub mod cache;
 pub mod engine;
 pub mod entry;
 mod error;
+pub mod introspect;
 pub mod memory;
 pub mod module;
 pub mod native;

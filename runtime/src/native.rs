@@ -3,7 +3,7 @@
 //! the capture into the trap's [`NativeSnapshot`]: the Wasm PC from the module's address map,
 //! the frame-pointer walk mapped to Wasm PCs, and the bytes around a memory fault.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use wasmtime::{Module, Store};
@@ -20,8 +20,10 @@ pub struct NativeCapturer {
     captured: Rc<RefCell<Option<Capture>>>,
     /// Address range of the module's compiled code.
     text: (u64, u64),
-    /// `(text offset, Wasm offset)`, sorted by text offset.
-    address_map: Vec<(u64, Option<u32>)>,
+    module: Module,
+    /// `(text offset, Wasm offset)`, sorted by text offset: built at the first trap, since a
+    /// large module's map has millions of entries and a run that never traps needs none.
+    address_map: OnceCell<Vec<(u64, Option<u32>)>>,
     /// Why there is no capture at all on this platform.
     unsupported: bool,
 }
@@ -32,11 +34,6 @@ impl NativeCapturer {
         let text = module.text();
         let start = text.as_ptr() as u64;
         let range = (start, start + text.len() as u64);
-        let mut address_map: Vec<(u64, Option<u32>)> = module
-            .address_map()
-            .map(|map| map.map(|(offset, wasm)| (offset as u64, wasm)).collect())
-            .unwrap_or_default();
-        address_map.sort_by_key(|(offset, _)| *offset);
         let captured = Rc::new(RefCell::new(None));
         let sink = Rc::clone(&captured);
         let armed = wtrace_inject::arm(
@@ -47,7 +44,14 @@ impl NativeCapturer {
         if !unsupported {
             crate::trust::install_signal_hook(store);
         }
-        NativeCapturer { armed: armed.ok(), captured, text: range, address_map, unsupported }
+        NativeCapturer {
+            armed: armed.ok(),
+            captured,
+            text: range,
+            module: module.clone(),
+            address_map: OnceCell::new(),
+            unsupported,
+        }
     }
 
     /// Whether native `pc` is in this module's compiled code.
@@ -60,9 +64,18 @@ impl NativeCapturer {
         if !self.in_text(pc) {
             return None;
         }
+        let map = self.address_map.get_or_init(|| {
+            let mut map: Vec<(u64, Option<u32>)> = self
+                .module
+                .address_map()
+                .map(|map| map.map(|(offset, wasm)| (offset as u64, wasm)).collect())
+                .unwrap_or_default();
+            map.sort_by_key(|(offset, _)| *offset);
+            map
+        });
         let offset = pc - self.text.0;
-        let at = self.address_map.partition_point(|(o, _)| *o <= offset);
-        self.address_map[..at].last().and_then(|(_, wasm)| *wasm)
+        let at = map.partition_point(|(o, _)| *o <= offset);
+        map[..at].last().and_then(|(_, wasm)| *wasm)
     }
 
     /// Attaches the native state to a trap: the snapshot when the trap came from a captured

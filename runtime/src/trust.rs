@@ -3,6 +3,8 @@
 //! module holds the only `unsafe` code outside `inject`, each block stating what makes it sound.
 #![allow(unsafe_code)]
 
+use std::fs::File;
+
 use wasmtime::{Engine, Module, Store};
 
 /// Makes `wtrace_inject::handle_signal` the signal hook of `store`: Wasmtime's handler calls it
@@ -25,11 +27,15 @@ pub(crate) fn install_signal_hook<T>(store: &mut Store<T>) {
     let _ = store;
 }
 
-/// Loads code that `Module::serialize` produced.
-pub(crate) fn load_compiled(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
-    // SAFETY: the compiled-code cache calls this only with the exact bytes `Module::serialize`
-    // wrote for an engine with the same compatibility hash (it is part of the entry's key),
-    // after checking their length and SHA-256 against the entry's header, so they are what
-    // Wasmtime produced. Wasmtime checks its own metadata in them once more.
-    unsafe { Module::deserialize(engine, bytes) }
+/// Loads the code `Module::serialize` produced, from a compiled-code cache entry, by mapping
+/// the file.
+pub(crate) fn load_compiled(engine: &Engine, entry: File) -> wasmtime::Result<Module> {
+    // SAFETY: the compiled-code cache calls this only with an entry it has just checked: the
+    // bytes `Module::serialize` wrote for an engine with the same compatibility hash (it is part
+    // of the entry's file name), whose length and CRC-32 match the trailer written with them,
+    // in a directory only this user may write to. Entries are only ever replaced by renaming a
+    // new file over them or removed, never changed in place, so the mapping Wasmtime makes of
+    // this open file keeps these bytes for as long as the module lives. Wasmtime checks its own
+    // metadata in them once more.
+    unsafe { Module::deserialize_open_file(engine, entry) }
 }
