@@ -17,7 +17,9 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wtrace::EngineSettings;
-use wtrace::{RecordOptions, Trace};
+use wtrace::runtime::CacheOptions;
+use wtrace::runtime::module::CompileOptions;
+use wtrace::{RecordOptions, ReplayOptions, Trace};
 
 /// A guest: WAT text, how many host calls it makes, and whether it needs `/data`.
 struct Guest {
@@ -138,9 +140,13 @@ fn measure(guest: &Guest, rounds: usize, data: &Path, dir: &Path) -> Figures {
     let engine = EngineSettings::default().engine().expect("engine");
     let binary = wat::parse_str(&guest.wat).expect("valid WAT");
     let module = Module::new(&engine, &binary).expect("compile");
+    // Without the compiled-code cache, so that both record and replay compile and the compile
+    // time measured apart can be taken out of both.
+    let uncached = || CompileOptions { cache: CacheOptions::off(), notice: None };
     let options = RecordOptions {
         module_name: "bench.wasm".into(),
         module: binary.clone(),
+        compile: uncached(),
         ..RecordOptions::default()
     }
     .dir(data, "/data");
@@ -167,7 +173,8 @@ fn measure(guest: &Guest, rounds: usize, data: &Path, dir: &Path) -> Figures {
         best.events = recorded.events;
         let start = Instant::now();
         let trace = Trace::open(&trace_path).expect("open");
-        let replay = wtrace::replay(&trace).expect("replay");
+        let replay_options = ReplayOptions { compile: uncached(), ..ReplayOptions::default() };
+        let replay = wtrace::replayer::replay(&trace, replay_options).expect("replay");
         best.replay = best.replay.min(start.elapsed().saturating_sub(compile));
         assert!(replay.matched(), "{:?}", replay.divergence);
         best.trace_bytes = std::fs::metadata(&trace_path).expect("trace").len();
