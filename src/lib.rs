@@ -40,6 +40,7 @@ pub use wtrace_traces::{
     Completeness, Event, EventKind, Frame, Header, HostCall, Outcome, Trace, TraceError, Trap, TrapCode,
     Value,
 };
+pub use wtrace_tui as tui;
 
 /// Replays `trace` with the guest's output captured: the usual call from a test. See
 /// [`replayer::replay`] for the other options.

@@ -68,7 +68,7 @@ macro_rules! shim {
 
 macro_rules! recording_shims {
     ($(
-        $name:ident($($arg:ident: $ty:ident),* $(,)?) -> $returns:ident $host:ident { $($data:tt)* }
+        $name:ident($($arg:ident: $ty:ident as $kind:ident),* $(,)?) -> $returns:ident $host:ident { $($data:tt)* }
     )*) => {
         /// Defines a recording shim for each WASI function the module imports; `import_id`
         /// gives the trace's import number for a function name.

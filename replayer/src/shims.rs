@@ -44,7 +44,7 @@ macro_rules! typed_shim {
 
 macro_rules! replay_shims {
     ($(
-        $name:ident($($arg:ident: $ty:ident),* $(,)?) -> $returns:ident $host:ident { $($data:tt)* }
+        $name:ident($($arg:ident: $ty:ident as $kind:ident),* $(,)?) -> $returns:ident $host:ident { $($data:tt)* }
     )*) => {
         /// Defines the typed replay shim of `shim`'s import when it is a WASI preview 1
         /// function; returns whether it did.

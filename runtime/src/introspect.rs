@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use wasmtime::wasmparser::{KnownCustom, Name, Parser, Payload};
 use wtrace_traces::SourceLocation;
@@ -44,7 +44,9 @@ pub struct ModuleInfo {
     name_section: Option<Range<usize>>,
     /// Where the code section's payload starts: DWARF addresses are relative to it.
     code_start: usize,
-    dwarf: Option<Dwarf>,
+    /// The line tables, behind a lock: `addr2line` fills its caches as it answers, so a module
+    /// shared between threads takes turns.
+    dwarf: Option<Mutex<Dwarf>>,
 }
 
 impl std::fmt::Debug for ModuleInfo {
@@ -110,7 +112,7 @@ impl ModuleInfo {
             }
         }
         if dwarf_sections.contains_key(".debug_info") {
-            info.dwarf = load_dwarf(&bytes, &dwarf_sections);
+            info.dwarf = load_dwarf(&bytes, &dwarf_sections).map(Mutex::new);
         }
         Ok(info)
     }
@@ -144,7 +146,7 @@ impl ModuleInfo {
 
     /// The source location of Wasm offset `pc`, from the module's DWARF.
     pub fn location(&self, pc: u32) -> Option<SourceLocation> {
-        let dwarf = self.dwarf.as_ref()?;
+        let dwarf = self.dwarf.as_ref()?.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let probe = u64::from(pc).checked_sub(self.code_start as u64)?;
         let location = dwarf.find_location(probe).ok()??;
         Some(SourceLocation {

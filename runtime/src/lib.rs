@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod cache;
+pub mod describe;
 pub mod engine;
 pub mod entry;
 mod error;

@@ -22,13 +22,13 @@ pub const MODULE: &str = "wasi_snapshot_preview1";
 /// Hands every WASI preview 1 function to `$callback!`, in the order of the witx file, as
 ///
 /// ```text
-/// name(param: i32, param: i64, ...) -> errno|exit sync|async {
+/// name(param: i32 as Kind, param: i64 as Kind, ...) -> errno|exit sync|async {
 ///     writes: [Span, ...], reads: [Span, ...], blocking: Never|OnStdin|Always, output: bool,
 /// }
 /// ```
 ///
-/// `-> errno` functions return their errno as an `i32`; `proc_exit` (`-> exit`) returns
-/// nothing. `async` marks the functions `wasmtime-wasi` implements as `async fn` (those that
+/// Each parameter has its core Wasm type and what it means ([`ParamKind`]). `-> errno`
+/// functions return their errno as an `i32`; `proc_exit` (`-> exit`) returns nothing. `async` marks the functions `wasmtime-wasi` implements as `async fn` (those that
 /// do I/O). The braces hold the data columns of [`WasiFunction`], with [`Span`] variants by
 /// their bare names; a callback that does not need them matches them as `{ $($data:tt)* }`.
 /// Sizes are those of the witx types: timestamp 8, filesize 8, fd 4, size 4, fdstat 24,
@@ -37,178 +37,215 @@ pub const MODULE: &str = "wasi_snapshot_preview1";
 macro_rules! wasi_preview1 {
     ($callback:ident) => {
         $callback! {
-            args_get(argv: i32, argv_buf: i32) -> errno sync {
+            args_get(argv: i32 as Ptr, argv_buf: i32 as Ptr) -> errno sync {
                 writes: [Strings { ptrs: 0, buf: 1, of: StringList::Args }], reads: [],
                 blocking: Never, output: false,
             }
-            args_sizes_get(argc: i32, argv_buf_size: i32) -> errno sync {
+            args_sizes_get(argc: i32 as Ptr, argv_buf_size: i32 as Ptr) -> errno sync {
                 writes: [Fixed { ptr: 0, len: 4 }, Fixed { ptr: 1, len: 4 }], reads: [],
                 blocking: Never, output: false,
             }
-            environ_get(environ: i32, environ_buf: i32) -> errno sync {
+            environ_get(environ: i32 as Ptr, environ_buf: i32 as Ptr) -> errno sync {
                 writes: [Strings { ptrs: 0, buf: 1, of: StringList::Env }], reads: [],
                 blocking: Never, output: false,
             }
-            environ_sizes_get(count: i32, buf_size: i32) -> errno sync {
+            environ_sizes_get(count: i32 as Ptr, buf_size: i32 as Ptr) -> errno sync {
                 writes: [Fixed { ptr: 0, len: 4 }, Fixed { ptr: 1, len: 4 }], reads: [],
                 blocking: Never, output: false,
             }
-            clock_res_get(id: i32, resolution: i32) -> errno sync {
+            clock_res_get(id: i32 as ClockId, resolution: i32 as Ptr) -> errno sync {
                 writes: [Fixed { ptr: 1, len: 8 }], reads: [], blocking: Never, output: false,
             }
-            clock_time_get(id: i32, precision: i64, time: i32) -> errno sync {
+            clock_time_get(id: i32 as ClockId, precision: i64 as Timestamp, time: i32 as Ptr) -> errno sync {
                 writes: [Fixed { ptr: 2, len: 8 }], reads: [], blocking: Never, output: false,
             }
-            fd_advise(fd: i32, offset: i64, len: i64, advice: i32) -> errno async {
+            fd_advise(
+                fd: i32 as Fd, offset: i64 as FileSize, len: i64 as FileSize, advice: i32 as Advice
+            ) -> errno async {
                 writes: [], reads: [], blocking: Never, output: false,
             }
-            fd_allocate(fd: i32, offset: i64, len: i64) -> errno sync {
+            fd_allocate(fd: i32 as Fd, offset: i64 as FileSize, len: i64 as FileSize) -> errno sync {
                 writes: [], reads: [], blocking: Never, output: false,
             }
-            fd_close(fd: i32) -> errno async {
+            fd_close(fd: i32 as Fd) -> errno async {
                 writes: [], reads: [], blocking: Never, output: false,
             }
-            fd_datasync(fd: i32) -> errno async {
+            fd_datasync(fd: i32 as Fd) -> errno async {
                 writes: [], reads: [], blocking: Never, output: false,
             }
-            fd_fdstat_get(fd: i32, stat: i32) -> errno async {
+            fd_fdstat_get(fd: i32 as Fd, stat: i32 as Ptr) -> errno async {
                 writes: [Fixed { ptr: 1, len: 24 }], reads: [], blocking: Never, output: false,
             }
-            fd_fdstat_set_flags(fd: i32, flags: i32) -> errno sync {
+            fd_fdstat_set_flags(fd: i32 as Fd, flags: i32 as FdFlags) -> errno sync {
                 writes: [], reads: [], blocking: Never, output: false,
             }
-            fd_fdstat_set_rights(fd: i32, base: i64, inheriting: i64) -> errno sync {
+            fd_fdstat_set_rights(
+                fd: i32 as Fd, base: i64 as Rights, inheriting: i64 as Rights
+            ) -> errno sync {
                 writes: [], reads: [], blocking: Never, output: false,
             }
-            fd_filestat_get(fd: i32, stat: i32) -> errno async {
+            fd_filestat_get(fd: i32 as Fd, stat: i32 as Ptr) -> errno async {
                 writes: [Fixed { ptr: 1, len: 64 }], reads: [], blocking: Never, output: false,
             }
-            fd_filestat_set_size(fd: i32, size: i64) -> errno async {
+            fd_filestat_set_size(fd: i32 as Fd, size: i64 as FileSize) -> errno async {
                 writes: [], reads: [], blocking: Never, output: false,
             }
-            fd_filestat_set_times(fd: i32, atim: i64, mtim: i64, flags: i32) -> errno async {
+            fd_filestat_set_times(
+                fd: i32 as Fd, atim: i64 as Timestamp, mtim: i64 as Timestamp, flags: i32 as FstFlags
+            ) -> errno async {
                 writes: [], reads: [], blocking: Never, output: false,
             }
-            fd_pread(fd: i32, iovs: i32, iovs_len: i32, offset: i64, nread: i32) -> errno async {
+            fd_pread(
+                fd: i32 as Fd, iovs: i32 as Ptr, iovs_len: i32 as Count, offset: i64 as FileSize,
+                nread: i32 as Ptr
+            ) -> errno async {
                 writes: [Iovecs { iovs: 1, count: 2, total: 4 }, Fixed { ptr: 4, len: 4 }], reads: [],
                 blocking: Never, output: false,
             }
-            fd_prestat_get(fd: i32, prestat: i32) -> errno sync {
+            fd_prestat_get(fd: i32 as Fd, prestat: i32 as Ptr) -> errno sync {
                 writes: [Fixed { ptr: 1, len: 8 }], reads: [], blocking: Never, output: false,
             }
-            fd_prestat_dir_name(fd: i32, path: i32, path_len: i32) -> errno sync {
+            fd_prestat_dir_name(fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len) -> errno sync {
                 writes: [Sized { ptr: 1, len: 2 }], reads: [], blocking: Never, output: false,
             }
-            fd_pwrite(fd: i32, iovs: i32, iovs_len: i32, offset: i64, nwritten: i32) -> errno async {
+            fd_pwrite(
+                fd: i32 as Fd, iovs: i32 as Ptr, iovs_len: i32 as Count, offset: i64 as FileSize,
+                nwritten: i32 as Ptr
+            ) -> errno async {
                 writes: [Fixed { ptr: 4, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 4 }],
                 blocking: Never, output: false,
             }
-            fd_read(fd: i32, iovs: i32, iovs_len: i32, nread: i32) -> errno async {
+            fd_read(
+                fd: i32 as Fd, iovs: i32 as Ptr, iovs_len: i32 as Count, nread: i32 as Ptr
+            ) -> errno async {
                 writes: [Iovecs { iovs: 1, count: 2, total: 3 }, Fixed { ptr: 3, len: 4 }], reads: [],
                 blocking: OnStdin, output: false,
             }
-            fd_readdir(fd: i32, buf: i32, buf_len: i32, cookie: i64, bufused: i32) -> errno async {
+            fd_readdir(
+                fd: i32 as Fd, buf: i32 as Ptr, buf_len: i32 as Len, cookie: i64 as DirCookie,
+                bufused: i32 as Ptr
+            ) -> errno async {
                 writes: [Used { buf: 1, used: 4 }, Fixed { ptr: 4, len: 4 }], reads: [],
                 blocking: Never, output: false,
             }
-            fd_renumber(fd: i32, to: i32) -> errno async {
+            fd_renumber(fd: i32 as Fd, to: i32 as Fd) -> errno async {
                 writes: [], reads: [], blocking: Never, output: false,
             }
-            fd_seek(fd: i32, offset: i64, whence: i32, newoffset: i32) -> errno async {
+            fd_seek(
+                fd: i32 as Fd, offset: i64 as FileDelta, whence: i32 as Whence, newoffset: i32 as Ptr
+            ) -> errno async {
                 writes: [Fixed { ptr: 3, len: 8 }], reads: [], blocking: Never, output: false,
             }
-            fd_sync(fd: i32) -> errno async {
+            fd_sync(fd: i32 as Fd) -> errno async {
                 writes: [], reads: [], blocking: Never, output: false,
             }
-            fd_tell(fd: i32, offset: i32) -> errno sync {
+            fd_tell(fd: i32 as Fd, offset: i32 as Ptr) -> errno sync {
                 writes: [Fixed { ptr: 1, len: 8 }], reads: [], blocking: Never, output: false,
             }
-            fd_write(fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> errno async {
+            fd_write(
+                fd: i32 as Fd, iovs: i32 as Ptr, iovs_len: i32 as Count, nwritten: i32 as Ptr
+            ) -> errno async {
                 writes: [Fixed { ptr: 3, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 3 }],
                 blocking: Never, output: true,
             }
-            path_create_directory(fd: i32, path: i32, path_len: i32) -> errno async {
+            path_create_directory(fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len) -> errno async {
                 writes: [], reads: [Sized { ptr: 1, len: 2 }], blocking: Never, output: false,
             }
-            path_filestat_get(fd: i32, flags: i32, path: i32, path_len: i32, stat: i32) -> errno async {
+            path_filestat_get(
+                fd: i32 as Fd, flags: i32 as LookupFlags, path: i32 as Ptr, path_len: i32 as Len,
+                stat: i32 as Ptr
+            ) -> errno async {
                 writes: [Fixed { ptr: 4, len: 64 }], reads: [Sized { ptr: 2, len: 3 }],
                 blocking: Never, output: false,
             }
             path_filestat_set_times(
-                fd: i32, flags: i32, path: i32, path_len: i32, atim: i64, mtim: i64, fst_flags: i32
+                fd: i32 as Fd, flags: i32 as LookupFlags, path: i32 as Ptr, path_len: i32 as Len,
+                atim: i64 as Timestamp, mtim: i64 as Timestamp, fst_flags: i32 as FstFlags
             ) -> errno async {
                 writes: [], reads: [Sized { ptr: 2, len: 3 }], blocking: Never, output: false,
             }
             path_link(
-                old_fd: i32, old_flags: i32, old_path: i32, old_path_len: i32, new_fd: i32,
-                new_path: i32, new_path_len: i32
+                old_fd: i32 as Fd, old_flags: i32 as LookupFlags, old_path: i32 as Ptr,
+                old_path_len: i32 as Len, new_fd: i32 as Fd, new_path: i32 as Ptr,
+                new_path_len: i32 as Len
             ) -> errno async {
                 writes: [], reads: [Sized { ptr: 2, len: 3 }, Sized { ptr: 5, len: 6 }],
                 blocking: Never, output: false,
             }
             path_open(
-                fd: i32, dirflags: i32, path: i32, path_len: i32, oflags: i32, rights_base: i64,
-                rights_inheriting: i64, fdflags: i32, opened: i32
+                fd: i32 as Fd, dirflags: i32 as LookupFlags, path: i32 as Ptr, path_len: i32 as Len,
+                oflags: i32 as OFlags, rights_base: i64 as Rights, rights_inheriting: i64 as Rights,
+                fdflags: i32 as FdFlags, opened: i32 as Ptr
             ) -> errno async {
                 writes: [Fixed { ptr: 8, len: 4 }], reads: [Sized { ptr: 2, len: 3 }],
                 blocking: Never, output: false,
             }
             path_readlink(
-                fd: i32, path: i32, path_len: i32, buf: i32, buf_len: i32, bufused: i32
+                fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len, buf: i32 as Ptr,
+                buf_len: i32 as Len, bufused: i32 as Ptr
             ) -> errno async {
                 writes: [Used { buf: 3, used: 5 }, Fixed { ptr: 5, len: 4 }],
                 reads: [Sized { ptr: 1, len: 2 }], blocking: Never, output: false,
             }
-            path_remove_directory(fd: i32, path: i32, path_len: i32) -> errno async {
+            path_remove_directory(fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len) -> errno async {
                 writes: [], reads: [Sized { ptr: 1, len: 2 }], blocking: Never, output: false,
             }
             path_rename(
-                fd: i32, old_path: i32, old_path_len: i32, new_fd: i32, new_path: i32, new_path_len: i32
+                fd: i32 as Fd, old_path: i32 as Ptr, old_path_len: i32 as Len, new_fd: i32 as Fd,
+                new_path: i32 as Ptr, new_path_len: i32 as Len
             ) -> errno async {
                 writes: [], reads: [Sized { ptr: 1, len: 2 }, Sized { ptr: 4, len: 5 }],
                 blocking: Never, output: false,
             }
             path_symlink(
-                old_path: i32, old_path_len: i32, fd: i32, new_path: i32, new_path_len: i32
+                old_path: i32 as Ptr, old_path_len: i32 as Len, fd: i32 as Fd, new_path: i32 as Ptr,
+                new_path_len: i32 as Len
             ) -> errno async {
                 writes: [], reads: [Sized { ptr: 0, len: 1 }, Sized { ptr: 3, len: 4 }],
                 blocking: Never, output: false,
             }
-            path_unlink_file(fd: i32, path: i32, path_len: i32) -> errno async {
+            path_unlink_file(fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len) -> errno async {
                 writes: [], reads: [Sized { ptr: 1, len: 2 }], blocking: Never, output: false,
             }
-            poll_oneoff(subscriptions: i32, events: i32, nsubscriptions: i32, nevents: i32) -> errno async {
+            poll_oneoff(
+                subscriptions: i32 as Ptr, events: i32 as Ptr, nsubscriptions: i32 as Count,
+                nevents: i32 as Ptr
+            ) -> errno async {
                 writes: [Records { ptr: 1, count: 3, size: 32 }, Fixed { ptr: 3, len: 4 }], reads: [],
                 blocking: Always, output: false,
             }
-            proc_exit(rval: i32) -> exit sync {
+            proc_exit(rval: i32 as ExitCode) -> exit sync {
                 writes: [], reads: [], blocking: Never, output: false,
             }
-            proc_raise(sig: i32) -> errno sync {
+            proc_raise(sig: i32 as Signal) -> errno sync {
                 writes: [], reads: [], blocking: Never, output: false,
             }
             sched_yield() -> errno sync {
                 writes: [], reads: [], blocking: Never, output: false,
             }
-            random_get(buf: i32, buf_len: i32) -> errno sync {
+            random_get(buf: i32 as Ptr, buf_len: i32 as Len) -> errno sync {
                 writes: [Sized { ptr: 0, len: 1 }], reads: [], blocking: Never, output: false,
             }
-            sock_accept(fd: i32, flags: i32, accepted: i32) -> errno sync {
+            sock_accept(fd: i32 as Fd, flags: i32 as FdFlags, accepted: i32 as Ptr) -> errno sync {
                 writes: [Fixed { ptr: 2, len: 4 }], reads: [], blocking: Always, output: false,
             }
             sock_recv(
-                fd: i32, ri_data: i32, ri_data_len: i32, ri_flags: i32, ro_datalen: i32, ro_flags: i32
+                fd: i32 as Fd, ri_data: i32 as Ptr, ri_data_len: i32 as Count, ri_flags: i32 as RiFlags,
+                ro_datalen: i32 as Ptr, ro_flags: i32 as Ptr
             ) -> errno sync {
                 writes: [
                     Iovecs { iovs: 1, count: 2, total: 4 }, Fixed { ptr: 4, len: 4 }, Fixed { ptr: 5, len: 2 }
                 ],
                 reads: [], blocking: Always, output: false,
             }
-            sock_send(fd: i32, si_data: i32, si_data_len: i32, si_flags: i32, so_datalen: i32) -> errno sync {
+            sock_send(
+                fd: i32 as Fd, si_data: i32 as Ptr, si_data_len: i32 as Count, si_flags: i32 as SiFlags,
+                so_datalen: i32 as Ptr
+            ) -> errno sync {
                 writes: [Fixed { ptr: 4, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 4 }],
                 blocking: Never, output: false,
             }
-            sock_shutdown(fd: i32, how: i32) -> errno sync {
+            sock_shutdown(fd: i32 as Fd, how: i32 as SdFlags) -> errno sync {
                 writes: [], reads: [], blocking: Never, output: false,
             }
         }
@@ -288,13 +325,71 @@ pub enum ParamType {
     I64,
 }
 
+/// What a parameter means, for showing it to people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    /// A file descriptor.
+    Fd,
+    /// A pointer into linear memory (what the host reads there or writes there).
+    Ptr,
+    /// A length in bytes, of the buffer the pointer before it points to.
+    Len,
+    /// A number of entries (iovecs, subscriptions).
+    Count,
+    /// `clockid`.
+    ClockId,
+    /// `timestamp`, in nanoseconds.
+    Timestamp,
+    /// `filesize`: an offset or length in a file.
+    FileSize,
+    /// `filedelta`: a signed offset in a file.
+    FileDelta,
+    /// `whence`.
+    Whence,
+    /// `advice`.
+    Advice,
+    /// `rights`.
+    Rights,
+    /// `lookupflags`.
+    LookupFlags,
+    /// `oflags`.
+    OFlags,
+    /// `fdflags`.
+    FdFlags,
+    /// `fstflags`.
+    FstFlags,
+    /// `riflags`.
+    RiFlags,
+    /// `siflags`.
+    SiFlags,
+    /// `sdflags`.
+    SdFlags,
+    /// `signal`.
+    Signal,
+    /// `exitcode`.
+    ExitCode,
+    /// `dircookie`.
+    DirCookie,
+}
+
+/// A parameter of a WASI function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param {
+    /// Its witx name.
+    pub name: &'static str,
+    /// Its core Wasm type.
+    pub ty: ParamType,
+    /// What it means.
+    pub kind: ParamKind,
+}
+
 /// One row of the table.
 #[derive(Debug, Clone, Copy)]
 pub struct WasiFunction {
     /// Its import name.
     pub name: &'static str,
-    /// Its parameters, by their witx names.
-    pub params: &'static [(&'static str, ParamType)],
+    /// Its parameters.
+    pub params: &'static [Param],
     /// How it returns.
     pub returns: Returns,
     /// What it may write into linear memory when it succeeds.
@@ -313,15 +408,16 @@ macro_rules! table {
     (@returns errno) => { Returns::Errno };
     (@returns exit) => { Returns::Exit };
     ($(
-        $name:ident($($arg:ident: $ty:ident),* $(,)?) -> $returns:ident $host:ident {
-            writes: [$($writes:tt)*], reads: [$($reads:tt)*], blocking: $blocking:ident, output: $output:literal $(,)?
+        $name:ident($($arg:ident: $ty:ident as $kind:ident),* $(,)?) -> $returns:ident $host:ident {
+            writes: [$($writes:tt)*], reads: [$($reads:tt)*],
+            blocking: $blocking:ident, output: $output:literal $(,)?
         }
     )*) => {
         /// Every function of `wasi_snapshot_preview1`, in the order of the witx file.
         pub const FUNCTIONS: &[WasiFunction] = &[$(
             WasiFunction {
                 name: stringify!($name),
-                params: &[$((stringify!($arg), table!(@ty $ty))),*],
+                params: &[$(Param { name: stringify!($arg), ty: table!(@ty $ty), kind: ParamKind::$kind }),*],
                 returns: table!(@returns $returns),
                 writes: &[$($writes)*],
                 reads: &[$($reads)*],

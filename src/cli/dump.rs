@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use wtrace::runtime::describe;
+use wtrace::runtime::introspect::ModuleInfo;
 use wtrace::traces::Event;
 use wtrace::traces::display::EventLine;
 
@@ -68,17 +70,31 @@ pub(crate) fn run(args: &DumpArgs) -> Result<(), CliError> {
         None => SeqRange { first: 0, last: trace.len() - 1 },
     };
     let header = trace.header();
+    // Read when the first trap is printed, for function names and `file:line`.
+    let mut module: Option<Option<ModuleInfo>> = None;
+    let module_name = header.run.modules.first().map_or("<module>", |m| m.name.as_str());
     let mut out = output::stdout();
     let mut events = trace.range(range.first..=range.last);
     let mut event = Event::Exit { code: 0 };
     while let Some(seq) = events.next_into(&mut event) {
         let seq = seq.map_err(|e| CliError::from_trace(&e, path))?;
+        let info = match &event {
+            Event::Trap(_) => module
+                .get_or_insert_with(|| trace.module_bytes(0).ok().and_then(|b| ModuleInfo::parse(b).ok()))
+                .as_ref(),
+            _ => None,
+        };
         let written = if as_json {
-            serde_json::to_writer(&mut out, &json::event(header, seq, &event))
+            serde_json::to_writer(&mut out, &json::event(header, seq, &event, info))
                 .map_err(std::io::Error::from)
                 .and_then(|()| out.write_all(b"\n"))
         } else {
-            writeln!(out, "{}", EventLine { header, seq, event: &event })
+            writeln!(out, "{}", EventLine { header, seq, event: &event }).and_then(|()| match &event {
+                Event::Trap(trap) => trap.frames.iter().enumerate().try_for_each(|(i, frame)| {
+                    writeln!(out, "    {}", describe::frame_line(i, frame, module_name, info))
+                }),
+                _ => Ok(()),
+            })
         };
         written.map_err(|e| CliError::from_output(&e))?;
     }

@@ -4,6 +4,9 @@
 //! and registers as `0x` hex. Byte runs are hex, with a `text` field when they are UTF-8.
 
 use serde_json::{Map, Value as Json, json};
+use wtrace::runtime::describe;
+use wtrace::runtime::introspect::ModuleInfo;
+use wtrace::runtime::outcome::readable_name;
 use wtrace::traces::{
     Event, Frame, Header, HostCall, MemoryBytes, NativeCapture, NativeSnapshot, Outcome, Trap, Value, hex,
 };
@@ -59,15 +62,21 @@ fn host_call(header: &Header, call: &HostCall, object: &mut Map<String, Json>) {
     object.insert("reads".into(), Json::Array(call.reads.iter().map(memory_bytes).collect()));
 }
 
-pub(crate) fn frame(header: &Header, f: &Frame) -> Json {
+/// A frame: `func_name` as people read it (demangled, from the module's name section when the
+/// frame has none), `func_name_raw` as the name section has it, `source` as recorded or from the
+/// module's DWARF.
+pub(crate) fn frame(header: &Header, f: &Frame, module: Option<&ModuleInfo>) -> Json {
+    let raw = f.func_name.as_deref().or_else(|| module.and_then(|m| m.raw_name(f.func_index)));
+    let source = describe::frame_location(f, module);
     json!({
         "module": f.module,
         "module_name": header.run.modules.get(f.module as usize).map(|m| m.name.as_str()),
         "func_index": f.func_index,
-        "func_name": f.func_name,
+        "func_name": raw.map(readable_name),
+        "func_name_raw": raw,
         "module_offset": f.module_offset,
         "func_offset": f.func_offset,
-        "source": f.source.as_ref().map(|s| json!({"file": s.file, "line": s.line, "column": s.column})),
+        "source": source.map(|s| json!({"file": s.file, "line": s.line, "column": s.column})),
     })
 }
 
@@ -89,10 +98,10 @@ pub(crate) fn native(snapshot: &NativeSnapshot) -> Json {
     })
 }
 
-fn trap(header: &Header, t: &Trap, object: &mut Map<String, Json>) {
+fn trap(header: &Header, t: &Trap, module: Option<&ModuleInfo>, object: &mut Map<String, Json>) {
     object.insert("code".into(), json!(t.code.name()));
     object.insert("message".into(), json!(t.message));
-    object.insert("frames".into(), Json::Array(t.frames.iter().map(|f| frame(header, f)).collect()));
+    object.insert("frames".into(), Json::Array(t.frames.iter().map(|f| frame(header, f, module)).collect()));
     object.insert("wasm_fault_address".into(), json!(t.wasm_fault_address));
     object.insert("memory_size".into(), json!(t.memory_size));
     match &t.native {
@@ -108,13 +117,13 @@ fn trap(header: &Header, t: &Trap, object: &mut Map<String, Json>) {
 }
 
 /// One event as a JSON object: `seq`, `kind`, then the kind's own fields.
-pub(crate) fn event(header: &Header, seq: u64, e: &Event) -> Json {
+pub(crate) fn event(header: &Header, seq: u64, e: &Event, module: Option<&ModuleInfo>) -> Json {
     let mut object = Map::new();
     object.insert("seq".into(), json!(seq));
     object.insert("kind".into(), json!(e.kind().name()));
     match e {
         Event::HostCall(call) => host_call(header, call, &mut object),
-        Event::Trap(t) => trap(header, t, &mut object),
+        Event::Trap(t) => trap(header, t, module, &mut object),
         Event::Exit { code } => {
             object.insert("code".into(), json!(code));
         }

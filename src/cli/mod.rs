@@ -14,6 +14,7 @@ mod record;
 mod repair;
 mod replay;
 mod trace_dir;
+mod tui;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
@@ -44,6 +45,11 @@ enum Command {
     /// a divergence, a refused trace and a failed --expect-* have codes of their own.
     #[command(after_help = wtrace::exit_codes::help())]
     Replay(replay::ReplayArgs),
+    /// Step through a recording in the terminal: events, code, frames, registers, memory.
+    ///
+    /// With no TRACE, the latest recording. `?` in the UI lists the keys.
+    #[command(after_help = wtrace::exit_codes::help())]
+    Tui(tui::TuiArgs),
     /// Describe a trace: header, modules, event counts by kind, sizes.
     #[command(after_help = wtrace::exit_codes::help())]
     Info(info::InfoArgs),
@@ -94,6 +100,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
         Command::Record(args) => record::run(args),
         Command::Replay(args) => replay::run(&args),
+        Command::Tui(args) => done(tui::run(&args)),
         Command::Info(args) => done(info::run(&args)),
         Command::Dump(args) => done(dump::run(&args)),
         Command::Repair(args) => done(repair::run(&args)),

@@ -17,7 +17,7 @@ fn every_function_module() -> String {
         let params: Vec<&str> = function
             .params
             .iter()
-            .map(|(_, ty)| match ty {
+            .map(|param| match param.ty {
                 ParamType::I32 => "i32",
                 ParamType::I64 => "i64",
             })

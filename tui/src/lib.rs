@@ -1,5 +1,99 @@
-//! The terminal user interface: an event list as the spine, with panes showing code, frames,
-//! locals, registers and memory at the selected event.
+//! `wtrace tui`: step through a recording in the terminal. The event list is the spine; the
+//! other panes — details, code, frames, registers, memory — show the state at the selected
+//! event, and a one-line timeline spans the whole trace.
 //!
-//! The crate holds no code: `wtrace tui` is not built, and `wtrace dump` shows a trace as text.
+//! The core is Elm-shaped: an [`App`] holds the state, [`App::update`] applies one message and
+//! returns requests for the worker, and [`draw`] renders the state. Slow work (filters and
+//! searches over millions of events, a replay) runs on a worker thread behind channels, so the
+//! screen never waits for it.
 #![forbid(unsafe_code)]
+
+mod app;
+mod data;
+mod filter;
+mod keymap;
+mod layout;
+mod terminal;
+mod view;
+mod worker;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use ratatui::crossterm::event::{self, Event as TermEvent};
+use wtrace_traces::Trace;
+
+pub use app::{App, CodeView, Disassembly, Mode, ModuleState, Msg, Pane, PromptKind, ReplayState, Theme};
+pub use data::{Category, EventLine, EventStore, SeqSet};
+pub use filter::Filter;
+pub use keymap::{Action, BINDINGS};
+pub use layout::Layout;
+pub use view::draw;
+pub use worker::{Jobs, ReplayReport, Request, Response, Writer};
+
+/// Why the UI could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TuiError {
+    /// Standard input or output is not a terminal.
+    #[error("the terminal UI needs a terminal, and standard {0} is not one")]
+    NotATerminal(&'static str),
+    /// The terminal failed.
+    #[error("terminal error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How the UI looks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TuiOptions {
+    /// Draw without colours (`NO_COLOR`).
+    pub no_color: bool,
+}
+
+/// Runs the UI on `trace` (named `name`) until the user quits.
+pub fn run(trace: Trace, name: String, options: TuiOptions) -> Result<(), TuiError> {
+    if !std::io::stdout().is_terminal() {
+        return Err(TuiError::NotATerminal("output"));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(TuiError::NotATerminal("input"));
+    }
+    let (requests, to_worker) = mpsc::channel();
+    let (from_worker, responses) = mpsc::channel();
+    let cancel = Arc::new(AtomicBool::new(false));
+    worker::spawn(Jobs::new(trace.clone(), Arc::clone(&cancel)), to_worker, from_worker)?;
+    let mut guard = terminal::TerminalGuard::enter()?;
+    let size = guard.terminal.size()?;
+    let (mut app, start) =
+        App::new(trace, name, (size.width, size.height), Theme { color: !options.no_color });
+    for request in start {
+        let _ = requests.send(request);
+    }
+    while !app.quit {
+        guard.terminal.draw(|frame| draw(&app, frame))?;
+        if event::poll(Duration::from_millis(50))? {
+            let msg = match event::read()? {
+                TermEvent::Key(key) => Some(Msg::Key(key)),
+                TermEvent::Mouse(mouse) => Some(Msg::Mouse(mouse)),
+                TermEvent::Resize(w, h) => Some(Msg::Resize(w, h)),
+                _ => None,
+            };
+            if let Some(msg) = msg {
+                let esc = matches!(&msg, Msg::Key(k) if k.code == event::KeyCode::Esc) && app.busy.is_some();
+                if esc {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                for request in app.update(msg) {
+                    let _ = requests.send(request);
+                }
+            }
+        }
+        while let Ok(response) = responses.try_recv() {
+            app.update(Msg::Worker(response));
+        }
+    }
+    Ok(())
+}
