@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v zstd >/dev/null || missing+=(zstd)
 command -v jq >/dev/null || missing+=(jq)
+# The terminal UI's end-to-end test drives the real binary in tmux.
+command -v tmux >/dev/null || missing+=(tmux)
 # Cross checks of the call-injection stubs: aarch64 runs under qemu-user, linked by the cross gcc.
 command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)

@@ -8,5 +8,6 @@ mod native;
 mod record_replay;
 mod startup;
 mod traps;
+mod tui;
 mod wasi_table;
 mod write_sets;

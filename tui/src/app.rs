@@ -10,7 +10,7 @@ use std::sync::Arc;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 use wtrace_runtime::introspect::{DisasmLine, ModuleInfo};
-use wtrace_traces::{Completeness, Event, MemoryBytes, Trace};
+use wtrace_traces::{Completeness, Event, EventKind, MemoryBytes, Trace};
 
 use crate::data::{Category, EventLine, EventStore, SeqSet};
 use crate::filter::Filter;
@@ -650,12 +650,7 @@ impl App {
     }
 
     fn trap_jump(&mut self, forward: bool) {
-        let target = if forward {
-            self.traps.iter().copied().find(|&t| t > self.selected)
-        } else {
-            self.traps.iter().rev().copied().find(|&t| t < self.selected)
-        };
-        match target {
+        match self.find_trap(forward) {
             Some(seq) if self.filter.as_ref().is_some_and(|(_, set)| !set.contains(seq)) => {
                 self.status = Some(format!("the trap at event {seq} is hidden by the filter"));
             }
@@ -663,9 +658,43 @@ impl App {
                 self.select_seq(seq);
                 self.focus = Pane::Events;
             }
-            None if self.traps.is_empty() => self.status = Some("the trace has no trap".into()),
+            None if self.trace.kind_counts()[EventKind::Trap.index()] == 0 => {
+                self.status = Some("the trace has no trap".into());
+            }
             None => self.status = Some(format!("no {} trap", if forward { "later" } else { "earlier" })),
         }
+    }
+
+    /// The next (or previous) trap after the selection, found through the index: only the data
+    /// frames it says hold a trap are read, so this works before the worker has listed them.
+    fn find_trap(&self, forward: bool) -> Option<u64> {
+        let frames = self.trace.frames();
+        let here = frames.partition_point(|f| f.first_seq <= self.selected).saturating_sub(1);
+        let order: Vec<usize> =
+            if forward { (here..frames.len()).collect() } else { (0..=here).rev().collect() };
+        for index in order {
+            let frame = frames.get(index)?;
+            if frame.count(EventKind::Trap) == 0 {
+                continue;
+            }
+            let range = frame.first_seq..frame.first_seq + u64::from(frame.events);
+            let traps: Vec<u64> = self
+                .trace
+                .range(range)
+                .filter_map(Result::ok)
+                .filter(|(_, e)| e.kind() == EventKind::Trap)
+                .map(|(seq, _)| seq)
+                .collect();
+            let found = if forward {
+                traps.into_iter().find(|&t| t > self.selected)
+            } else {
+                traps.into_iter().rev().find(|&t| t < self.selected)
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
     }
 
     /// `[`/`]`: to the first event of the previous or next timeline column.
@@ -676,8 +705,12 @@ impl App {
         }
         let column = u128::from(self.selected) * u128::from(width) / u128::from(self.len);
         let column = if forward { (column + 1).min(u128::from(width) - 1) } else { column.saturating_sub(1) };
-        let seq = (column * u128::from(self.len)).div_ceil(u128::from(width)) as u64;
-        self.select_seq(seq.min(self.len - 1));
+        let mut seq = ((column * u128::from(self.len)).div_ceil(u128::from(width)) as u64).min(self.len - 1);
+        // With fewer events than columns, a column may hold none: move one event at least.
+        if seq == self.selected {
+            seq = if forward { (seq + 1).min(self.len - 1) } else { seq.saturating_sub(1) };
+        }
+        self.select_seq(seq);
     }
 
     fn mouse(&mut self, mouse: MouseEvent) {

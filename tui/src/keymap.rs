@@ -153,7 +153,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(
         &[key('f')],
         Action::Filter,
-        "filter events: kind=trap name=fd_write fd=1 module=env failed (all must hold); empty clears",
+        "filter: kind=trap name=fd_* fd=1 module=env failed; none: all",
         Some("filter"),
     ),
     bind(&[key('t')], Action::NextTrap, "next trap", Some("trap")),

@@ -123,7 +123,7 @@ fn snapshot_lines(
     )));
     lines.push(Line::raw(format!("{flags_name} {:#x}  [{}]", s.flags, decode_flags(s.arch, s.flags))));
     let before: Vec<(String, RegisterValue)> = previous.map(NativeSnapshot::registers).unwrap_or_default();
-    let cell = 24;
+    let cell = 27;
     let per_row = (width / cell).max(1);
     let mut row: Vec<Span<'static>> = Vec::new();
     for (name, value) in s.registers() {
@@ -208,7 +208,7 @@ pub(super) fn memory(app: &App, frame: &mut Frame<'_>, area: Rect) {
             Some(Event::Trap(trap)) if trap.wasm_fault_address.is_some() => {
                 lines.push(Line::styled(
                     format!(
-                        "the fault at {:#x} is outside linear memory ({:#x} bytes): no bytes to show",
+                        "fault at {:#x}: outside memory ({:#x} bytes)",
                         trap.wasm_fault_address.unwrap_or(0),
                         trap.memory_size.unwrap_or(0)
                     ),
