@@ -26,3 +26,5 @@ show replay "$out/header_parser.zst" --expect-trap memory-out-of-bounds || statu
 [ "$status" = 134 ] || { echo "demo: replay did not reproduce the trap (exit $status)" >&2; exit 1; }
 echo
 echo "demo: recorded, inspected and replayed; the trace is $out/header_parser.zst"
+echo "demo: step through it in the terminal UI (t jumps to the trap, ? lists the keys):"
+echo "  $wtrace tui $out/header_parser.zst"
