@@ -241,6 +241,36 @@ fn jumping_to_traps_focus_zoom_and_the_timeline() {
     let events = d.app.layout().pane(Pane::Events).unwrap();
     d.click(events.x + 3, events.y + 1 + 2);
     assert_eq!(d.app.selected, 2);
+    // The wheel scrolls the pane under the pointer, whichever has the focus.
+    d.keys("2");
+    d.msg(Msg::Mouse(MouseEvent {
+        kind: MouseEventKind::ScrollUp,
+        column: events.x + 3,
+        row: events.y + 2,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!((d.app.selected, d.app.focus), (0, Pane::Details));
+}
+
+#[test]
+fn colours_follow_no_color() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = example(dir.path());
+    let coloured = |color: bool| {
+        let trace = Trace::open(&path).unwrap();
+        let (app, _) = App::new(trace, "t".into(), (120, 40), Theme { color });
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        terminal.draw(|frame| wtrace::tui::draw(&app, frame)).unwrap();
+        terminal
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .filter(|cell| cell.fg != ratatui::style::Color::Reset)
+            .count()
+    };
+    assert!(coloured(true) > 0);
+    assert_eq!(coloured(false), 0, "NO_COLOR: no colours, only bold, reversed and marks");
 }
 
 #[test]
@@ -368,27 +398,38 @@ fn end_to_end_in_tmux() {
     assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
     let capture =
         || String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", &session]).stdout).into_owned();
-    let wait_for = |needle: &str| {
+    // Waits until the screen shows all of `needles` at once (a capture can catch the terminal
+    // half-way through drawing a frame).
+    let wait_for_all = |needles: &[&str]| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             let screen = capture();
-            if screen.contains(needle) {
+            if needles.iter().all(|n| screen.contains(n)) {
                 return screen;
             }
-            assert!(std::time::Instant::now() < deadline, "`{needle}` never appeared:\n{screen}");
+            assert!(std::time::Instant::now() < deadline, "{needles:?} never appeared together:\n{screen}");
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     };
+    let wait_for = |needle: &str| wait_for_all(&[needle]);
     wait_for("1 Events 1/5");
     tmux(&["send-keys", "-t", &session, "t"]);
-    let screen = wait_for("1 Events 5/5");
-    assert!(screen.contains("TRAP out of bounds memory access"), "{screen}");
-    let screen = wait_for("-> ");
-    assert!(screen.contains("i32.load"), "the Code pane shows the faulting load:\n{screen}");
-    assert!(screen.contains("SIGSEGV"), "the Registers pane shows the signal:\n{screen}");
+    // The trap, the faulting load in the Code pane, the signal in the Registers pane.
+    wait_for_all(&[
+        "1 Events 5/5",
+        "TRAP out of bounds memory access",
+        "->    0x16a      i32.load",
+        "SIGSEGV",
+    ]);
     tmux(&["send-keys", "-t", &session, "?"]);
     wait_for("wtrace — keys");
-    tmux(&["send-keys", "-t", &session, "Escape"]);
+    // Any key closes the help (Escape would merge with the next key into Alt-/ in tmux).
+    tmux(&["send-keys", "-t", &session, "x"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while capture().contains("wtrace — keys") {
+        assert!(std::time::Instant::now() < deadline, "the help did not close:\n{}", capture());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     tmux(&["send-keys", "-t", &session, "/", "fd_read", "Enter"]);
     wait_for("1 Events 3/5");
     tmux(&["send-keys", "-t", &session, "f", "kind=trap", "Enter"]);
