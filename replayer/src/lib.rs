@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod assert;
+pub mod debug;
 mod error;
 mod replay;
 mod shims;

@@ -131,6 +131,7 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
         divergence: None,
         failed: None,
         memory: None,
+        debug: None,
     };
     state.advance();
     let mut store = Store::new(&engine, state);

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use wasmtime::{Caller, FuncType, Linker, Module, Val, ValType};
+use wasmtime::{AsContextMut, Caller, FuncType, Linker, Module, Val, ValType};
 use wiggle::GuestPtr;
 use wtrace_runtime::outcome::frames_of;
 use wtrace_runtime::wasi::{self, Arg};
@@ -135,6 +135,9 @@ pub(crate) fn replay_call(
     results: ResultSlot<'_>,
 ) -> wasmtime::Result<()> {
     let (name, id) = (&shim.name, shim.id);
+    if caller.data().debug.is_some() {
+        crate::debug::at_host_call(&mut caller.as_context_mut());
+    }
     let state = caller.data_mut();
     let seq = state.seq;
     let matches = match (&state.event, seq, id) {
@@ -156,6 +159,9 @@ pub(crate) fn replay_call(
     match result {
         Ok(Ok(())) => {
             state.advance();
+            if state.debug.is_some() {
+                crate::debug::after_host_call(&mut caller.as_context_mut());
+            }
             Ok(())
         }
         Ok(Err(error)) => {

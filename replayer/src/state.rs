@@ -49,6 +49,8 @@ pub(crate) struct ReplayState {
     pub(crate) failed: Option<TraceError>,
     /// The guest's `memory` export, once a host call has looked it up.
     pub(crate) memory: Option<Extern>,
+    /// In a debug replay, where to pause and how to answer while paused.
+    pub(crate) debug: Option<Box<crate::debug::Control>>,
 }
 
 impl KeepsMemoryExport for ReplayState {

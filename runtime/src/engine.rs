@@ -220,6 +220,17 @@ impl EngineSettings {
         Engine::new(&self.config())
             .map_err(|e| SettingError(format!("engine settings {} were rejected: {e:#}", self.describe())))
     }
+
+    /// The engine for debug replay: these settings with guest debugging on (every trap a
+    /// runtime call, breakpoints, single-stepping, frames with their locals and operand stack)
+    /// and epoch interruption, so that a session that is closed can stop its guest. The machine
+    /// code differs from the recording's, so stack depths may too.
+    pub fn debug_engine(&self) -> Result<Engine, SettingError> {
+        let mut config = self.config();
+        config.signals_based_traps(false).guest_debug(true).epoch_interruption(true);
+        Engine::new(&config)
+            .map_err(|e| SettingError(format!("engine settings {} were rejected: {e:#}", self.describe())))
+    }
 }
 
 /// The version of the Wasmtime this build links, as stored in trace headers. Wasmtime pins

@@ -17,21 +17,25 @@ pub struct Run {
     pub result: wasmtime::Result<Vec<Value>>,
 }
 
-/// Instantiates `module` and runs its entry point: `invoke` with `args`, or `_start`. Every
-/// setup problem (an import nobody provides, an unknown export, bad arguments, an engine that
-/// refuses the module) is found before any of the guest's code runs.
-pub fn run<T: 'static>(
+/// A module checked and ready to run: every setup problem (an import nobody provides, an
+/// unknown export, bad arguments) has been found before any of the guest's code runs.
+pub struct Prepared<T: 'static> {
+    pre: wasmtime::InstancePre<T>,
+    entry: Option<(String, Vec<Val>, usize)>,
+}
+
+/// Checks that `module` can be run with `linker` as asked: `invoke` with `args`, or `_start`.
+pub fn prepare<T: 'static>(
     store: &mut Store<T>,
     linker: &Linker<T>,
     module: &Module,
     invoke: Option<&str>,
     args: &[String],
-) -> Result<Run, SetupError> {
+) -> Result<Prepared<T>, SetupError> {
     check_imports(store, linker, module)?;
     let pre = linker
         .instantiate_pre(module)
         .map_err(|e| SetupError::EngineRejected { detail: format!("{e:#}") })?;
-    // Check the entry point before anything of the guest runs.
     let entry = match invoke {
         Some(name) => {
             let Some(func) = module.get_export(name).and_then(|e| e.func().cloned()) else {
@@ -57,47 +61,108 @@ pub fn run<T: 'static>(
                 .zip(args)
                 .map(|(ty, text)| parse_arg(ty, text))
                 .collect::<Result<Vec<Val>, _>>()?;
-            Some((name, values, func.results().count()))
+            Some((name.to_owned(), values, func.results().count()))
         }
         None => None,
     };
-    let instance = match pre.instantiate(&mut *store) {
-        Ok(instance) => instance,
-        // An error that passed through no Wasm frame is the engine refusing the module (a
-        // memory too large), not the guest's start function failing.
-        Err(error)
-            if error.downcast_ref::<wasmtime::Trap>().is_none()
-                && error.downcast_ref::<wasmtime::WasmBacktrace>().is_none() =>
-        {
-            return Err(SetupError::EngineRejected { detail: format!("{error:#}") });
-        }
-        Err(error) => return Ok(Run { instance: None, result: Err(error) }),
-    };
-    let result = call_entry(store, instance, entry);
-    Ok(Run { instance: Some(instance), result })
+    Ok(Prepared { pre, entry })
 }
 
-fn call_entry<T: 'static>(
-    store: &mut Store<T>,
-    instance: Instance,
-    entry: Option<(&str, Vec<Val>, usize)>,
-) -> wasmtime::Result<Vec<Value>> {
-    let Some((name, params, result_count)) = entry else {
-        if let Some(start) = instance.get_func(&mut *store, "_start") {
-            start.call(&mut *store, &[], &mut [])?;
-        }
-        return Ok(Vec::new());
-    };
-    if let Some(init) = instance.get_func(&mut *store, "_initialize") {
-        init.call(&mut *store, &[], &mut [])?;
+/// An error that passed through no Wasm frame is the engine refusing the module (a memory too
+/// large), not the guest's start function failing.
+fn refused(error: &wasmtime::Error) -> bool {
+    error.downcast_ref::<wasmtime::Trap>().is_none()
+        && error.downcast_ref::<wasmtime::WasmBacktrace>().is_none()
+}
+
+impl<T: 'static> Prepared<T> {
+    /// Instantiates the module and runs its entry point.
+    pub fn run(self, store: &mut Store<T>) -> Result<Run, SetupError> {
+        let instance = match self.pre.instantiate(&mut *store) {
+            Ok(instance) => instance,
+            Err(error) if refused(&error) => {
+                return Err(SetupError::EngineRejected { detail: format!("{error:#}") });
+            }
+            Err(error) => return Ok(Run { instance: None, result: Err(error) }),
+        };
+        let result = (|| {
+            let Some((name, params, result_count)) = &self.entry else {
+                if let Some(start) = instance.get_func(&mut *store, "_start") {
+                    start.call(&mut *store, &[], &mut [])?;
+                }
+                return Ok(Vec::new());
+            };
+            if let Some(init) = instance.get_func(&mut *store, "_initialize") {
+                init.call(&mut *store, &[], &mut [])?;
+            }
+            let func = exported(instance, store, name)?;
+            let mut results = vec![Val::I32(0); *result_count];
+            func.call(&mut *store, params, &mut results)?;
+            Ok(results.iter().map(value_of).collect())
+        })();
+        Ok(Run { instance: Some(instance), result })
     }
+
+    /// Instantiates the module and runs its entry point through Wasmtime's async entry points,
+    /// which a store with a debug handler requires. `on_instance` sees the instance before any
+    /// of the entry point runs.
+    pub async fn run_async(
+        self,
+        store: &mut Store<T>,
+        on_instance: impl FnOnce(&mut Store<T>, Instance),
+    ) -> Result<Run, SetupError>
+    where
+        T: Send,
+    {
+        let instance = match self.pre.instantiate_async(&mut *store).await {
+            Ok(instance) => instance,
+            Err(error) if refused(&error) => {
+                return Err(SetupError::EngineRejected { detail: format!("{error:#}") });
+            }
+            Err(error) => return Ok(Run { instance: None, result: Err(error) }),
+        };
+        on_instance(store, instance);
+        let result = async {
+            let Some((name, params, result_count)) = &self.entry else {
+                if let Some(start) = instance.get_func(&mut *store, "_start") {
+                    start.call_async(&mut *store, &[], &mut []).await?;
+                }
+                return Ok(Vec::new());
+            };
+            if let Some(init) = instance.get_func(&mut *store, "_initialize") {
+                init.call_async(&mut *store, &[], &mut []).await?;
+            }
+            let func = exported(instance, store, name)?;
+            let mut results = vec![Val::I32(0); *result_count];
+            func.call_async(&mut *store, params, &mut results).await?;
+            Ok(results.iter().map(value_of).collect())
+        }
+        .await;
+        Ok(Run { instance: Some(instance), result })
+    }
+}
+
+fn exported<T: 'static>(
+    instance: Instance,
+    store: &mut Store<T>,
+    name: &str,
+) -> wasmtime::Result<wasmtime::Func> {
     // Checked against the module's exports before instantiating.
-    let func = instance
+    instance
         .get_func(&mut *store, name)
-        .ok_or_else(|| wasmtime::Error::msg(format!("the module has no exported function `{name}`")))?;
-    let mut results = vec![Val::I32(0); result_count];
-    func.call(&mut *store, &params, &mut results)?;
-    Ok(results.iter().map(value_of).collect())
+        .ok_or_else(|| wasmtime::Error::msg(format!("the module has no exported function `{name}`")))
+}
+
+/// Instantiates `module` and runs its entry point: `invoke` with `args`, or `_start`. Every
+/// setup problem is found before any of the guest's code runs.
+pub fn run<T: 'static>(
+    store: &mut Store<T>,
+    linker: &Linker<T>,
+    module: &Module,
+    invoke: Option<&str>,
+    args: &[String],
+) -> Result<Run, SetupError> {
+    prepare(store, linker, module, invoke, args)?.run(store)
 }
 
 /// Checks that `linker` provides every import of `module`, with the right type.

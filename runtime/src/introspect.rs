@@ -37,6 +37,8 @@ pub struct ModuleInfo {
     names: HashMap<u32, String>,
     /// Each defined function's body (locals and code), as a byte range of the module.
     bodies: Vec<Range<usize>>,
+    /// Each defined function's first instruction.
+    first_ops: Vec<u32>,
     /// The sections a disassembly of one function needs, in order: `(id, range)` with the
     /// section's id byte and size included.
     context_sections: Vec<(u8, Range<usize>)>,
@@ -69,6 +71,7 @@ impl ModuleInfo {
             imported: 0,
             names: HashMap::new(),
             bodies: Vec::new(),
+            first_ops: Vec::new(),
             context_sections: Vec::new(),
             name_section: None,
             code_start: 0,
@@ -87,7 +90,12 @@ impl ModuleInfo {
                     }
                 }
                 Payload::CodeSectionStart { range, .. } => info.code_start = range.start,
-                Payload::CodeSectionEntry(body) => info.bodies.push(body.range()),
+                Payload::CodeSectionEntry(body) => {
+                    let first =
+                        body.get_operators_reader().map_or(body.range().start, |r| r.original_position());
+                    info.first_ops.push(first as u32);
+                    info.bodies.push(body.range());
+                }
                 Payload::CustomSection(custom) => {
                     if let KnownCustom::Name(names) = custom.as_known() {
                         info.name_section = Some(section_range(&bytes, custom.range().start, custom.range()));
@@ -137,6 +145,32 @@ impl ModuleInfo {
         let pc = pc as usize;
         let at = self.bodies.partition_point(|body| body.end <= pc);
         self.bodies.get(at).filter(|body| body.contains(&pc)).map(|_| self.imported + at as u32)
+    }
+
+    /// The offset of function `index`'s first instruction.
+    pub fn body_start(&self, index: u32) -> Option<u32> {
+        let defined = index.checked_sub(self.imported)?;
+        self.first_ops.get(defined as usize).copied()
+    }
+
+    /// The Wasm offsets where the rows of `line` in `file` (a path, or the end of one) begin,
+    /// from the module's DWARF: one per stretch of code the line compiled to.
+    pub fn pcs_at_line(&self, file: &str, line: u32) -> Vec<u32> {
+        let Some(dwarf) = &self.dwarf else { return Vec::new() };
+        let dwarf = dwarf.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let end = self.bodies.last().map_or(0, |b| b.end - self.code_start) as u64;
+        let Ok(rows) = dwarf.find_location_range(0, end) else { return Vec::new() };
+        let mut pcs = Vec::new();
+        let mut previous_matched = false;
+        for (address, _, location) in rows {
+            let matched = location.line == Some(line)
+                && location.file.is_some_and(|f| f == file || f.ends_with(&format!("/{file}")));
+            if matched && !previous_matched {
+                pcs.push((address + self.code_start as u64) as u32);
+            }
+            previous_matched = matched;
+        }
+        pcs
     }
 
     /// Whether the module carries DWARF line information.

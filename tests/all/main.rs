@@ -3,6 +3,7 @@
 //! once per run.
 mod cli;
 mod common;
+mod debug;
 mod library;
 mod native;
 mod record_replay;

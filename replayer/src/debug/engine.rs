@@ -1,0 +1,629 @@
+//! One debug run: a thread that replays the trace in guest-debug mode from the start, with the
+//! replay shims answering imports from the trace, and pauses wherever the controller's current
+//! [`Goal`] says. While paused it answers the controller's questions (memory, globals) with the
+//! store in hand; [`Goal`]s and answers travel over channels.
+//!
+//! A place in the run is a [`Position`]: host calls completed, and single steps since the last
+//! of them returned. Steps are counted only while single-stepping, so a goal that needs an exact
+//! position turns single-stepping on at the host-call boundary it starts from.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+
+use wasmtime::{
+    AsContextMut, DebugEvent, DebugHandler, Engine, Instance, Linker, Module, Store, StoreContextMut,
+};
+use wtrace_runtime::entry::{self, value_of};
+use wtrace_runtime::introspect::ModuleInfo;
+use wtrace_runtime::outcome::{self, RunEnd};
+use wtrace_traces::{Event, HostCall, ImportName, Trace, Value};
+
+use super::{Change, DebugFrame, Hit, Position, Stop, StopReason};
+use crate::state::{OutputSink, ReplayState, Sink};
+
+/// How deep the stack is allowed to be for a step to stop there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Depth {
+    /// Any depth: step into calls.
+    Any,
+    /// At most this deep: step over calls.
+    AtMost(usize),
+    /// Less deep than this: finish the function.
+    Below(usize),
+}
+
+/// Where a run should pause next. Every condition that is set stops it; a run also stops at a
+/// trap and at its end.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Goal {
+    /// Stop at a breakpoint.
+    pub breakpoints: bool,
+    /// Single-step from now on, stopping at the first step whose depth passes.
+    pub step: Option<Depth>,
+    /// Stop at the entry of this host call.
+    pub host_call: Option<u64>,
+    /// Stop at this exact position (single-stepping from its boundary).
+    pub position: Option<Position>,
+    /// Stop at this hit of a PC since a boundary (single-stepping from it).
+    pub hit: Option<Hit>,
+    /// Stop when these bytes change (single-stepping from now on).
+    pub watch: Option<(u64, u64)>,
+    /// Record every breakpoint hit on the way (for reverse-continue).
+    pub record_hits: bool,
+    /// Record the position of every change of these bytes (for a reverse watch).
+    pub record_changes: Option<(u64, u64)>,
+}
+
+impl Goal {
+    /// The boundary (host calls completed) from which the goal needs exact step counts.
+    fn counting_from(&self) -> Option<u64> {
+        self.position.map(|p| p.seq).or(self.hit.map(|h| h.seq))
+    }
+
+    /// Whether the goal single-steps from the current point.
+    fn steps_now(&self) -> bool {
+        self.step.is_some() || self.watch.is_some()
+    }
+}
+
+/// What the controller asks a paused run.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Run on to `Goal`.
+    Resume(Goal),
+    /// Set these breakpoint PCs (replacing the set).
+    Breakpoints(Vec<u32>),
+    /// Read linear memory 0.
+    ReadMemory { address: u64, len: u64 },
+    /// Every global's value.
+    Globals,
+}
+
+/// What a run tells the controller.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Stopped(Box<Stop>),
+    Memory(Option<Vec<u8>>),
+    Globals(Vec<Value>),
+    Done,
+    /// The run could not start.
+    Failed(String),
+}
+
+/// Debug state kept in the store data.
+pub(crate) struct Control {
+    commands: Option<Receiver<Command>>,
+    replies: Sender<Reply>,
+    goal: Goal,
+    breakpoints: Vec<u32>,
+    single_step: bool,
+    /// Single steps since the last host call returned; counted only while `counting`.
+    steps: u64,
+    counting: bool,
+    /// Hits of each breakpoint PC since the last host call returned.
+    hits: HashMap<u32, u64>,
+    instance: Option<Instance>,
+    module: Arc<Module>,
+    info: Arc<ModuleInfo>,
+    imported: u32,
+    /// The controller hung up: run out without pausing.
+    closed: bool,
+    /// Hits recorded for `Goal::record_hits`.
+    recorded_hits: Vec<Hit>,
+    /// Changes recorded for `Goal::record_changes`, and the bytes last seen.
+    recorded_changes: Vec<Change>,
+    watched: Option<Vec<u8>>,
+    /// The PC of the previous step, for naming the instruction that changed watched bytes.
+    last_pc: Option<u32>,
+}
+
+/// What a run needs from the session.
+pub(crate) struct RunSetup {
+    pub trace: Trace,
+    pub engine: Engine,
+    pub module: Arc<Module>,
+    pub linker: Arc<Linker<ReplayState>>,
+    pub info: Arc<ModuleInfo>,
+    pub imports: Vec<ImportName>,
+    pub invoke: Option<String>,
+    pub args: Vec<String>,
+    pub breakpoints: Vec<u32>,
+}
+
+#[derive(Clone)]
+struct Handler;
+
+impl DebugHandler for Handler {
+    type Data = ReplayState;
+
+    fn handle(
+        &self,
+        mut store: StoreContextMut<'_, ReplayState>,
+        event: DebugEvent<'_>,
+    ) -> impl Future<Output = ()> + Send {
+        match event {
+            DebugEvent::Breakpoint => on_step(&mut store),
+            DebugEvent::Trap(trap) => {
+                let code = outcome::trap_code(trap);
+                if !closed(&mut store) {
+                    pause(&mut store, StopReason::Trap(code));
+                }
+            }
+            _ => {}
+        }
+        std::future::ready(())
+    }
+}
+
+fn control<'a>(store: &'a mut StoreContextMut<'_, ReplayState>) -> &'a mut Control {
+    store.data_mut().debug.as_deref_mut().expect("a debug run's store has its control")
+}
+
+fn closed(store: &mut StoreContextMut<'_, ReplayState>) -> bool {
+    control(store).closed
+}
+
+/// The store of a debug run: the replay's state with the run's control, its epoch deadline
+/// and debug handler set.
+fn new_store(setup: &RunSetup, commands: Receiver<Command>, replies: Sender<Reply>) -> Store<ReplayState> {
+    let imported = setup.module.imports().filter(|i| i.ty().func().is_some()).count() as u32;
+    let initial = Control {
+        commands: Some(commands),
+        replies,
+        goal: Goal::default(),
+        breakpoints: Vec::new(),
+        single_step: false,
+        steps: 0,
+        counting: false,
+        hits: HashMap::new(),
+        instance: None,
+        module: Arc::clone(&setup.module),
+        info: Arc::clone(&setup.info),
+        imported,
+        closed: false,
+        recorded_hits: Vec::new(),
+        recorded_changes: Vec::new(),
+        watched: None,
+        last_pc: None,
+    };
+    let mut state = ReplayState {
+        events: setup.trace.events(),
+        event: Event::HostCall(HostCall::empty()),
+        seq: None,
+        imports: setup.imports.clone(),
+        stdout: Sink { sink: OutputSink::Discard, captured: Vec::new() },
+        stderr: Sink { sink: OutputSink::Discard, captured: Vec::new() },
+        host_calls: 0,
+        divergence: None,
+        failed: None,
+        memory: None,
+        debug: Some(Box::new(initial)),
+    };
+    state.advance();
+    let mut store = Store::new(&setup.engine, state);
+    store.set_epoch_deadline(1);
+    store.set_debug_handler(Handler);
+    store
+}
+
+/// Runs the replay from the start on this thread, pausing as the controller's goals say.
+pub(crate) fn run(setup: &RunSetup, commands: Receiver<Command>, replies: &Sender<Reply>) {
+    let mut store = new_store(setup, commands, replies.clone());
+    let prepared = match entry::prepare(
+        &mut store,
+        &setup.linker,
+        &setup.module,
+        setup.invoke.as_deref(),
+        &setup.args,
+    ) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            let _ = replies.send(Reply::Failed(error.to_string()));
+            return;
+        }
+    };
+    {
+        let mut context = store.as_context_mut();
+        set_breakpoints(&mut context, setup.breakpoints.clone());
+        // Host calls completed: none. A goal counting from boundary 0 counts from here.
+        pause(&mut context, StopReason::Start);
+        at_boundary(&mut context);
+    }
+    let invoked = setup.invoke.is_some();
+    let run = block_on(prepared.run_async(&mut store, |store, instance| {
+        // Breakpoints and single-stepping patch a module's code in the store, which holds the
+        // module once it is instantiated: set them again now.
+        let mut context = store.as_context_mut();
+        let state = control_of(&mut context);
+        state.instance = Some(instance);
+        let (pcs, single_step) = (state.breakpoints.clone(), state.single_step);
+        state.breakpoints.clear();
+        set_breakpoints(&mut context, pcs);
+        if single_step {
+            control_of(&mut context).single_step = false;
+            set_single_step(&mut context, true);
+        }
+        if let Some((address, len)) =
+            control_of(&mut context).goal.watch.or(control_of(&mut context).goal.record_changes)
+        {
+            let bytes = read_memory(&mut context, address, len);
+            control_of(&mut context).watched = bytes;
+        }
+    }));
+    let end = match run {
+        Err(error) => {
+            let _ = replies.send(Reply::Failed(error.to_string()));
+            return;
+        }
+        Ok(run) => match run.result {
+            Ok(values) if invoked => RunEnd::Returned(values),
+            Ok(_) => RunEnd::Exited(0),
+            Err(error) => match error.downcast_ref::<wtrace_runtime::GuestExit>() {
+                Some(exit) => RunEnd::Exited(exit.0),
+                None => {
+                    RunEnd::Trapped(Box::new(outcome::trap_from_error(&error, outcome::no_native_capture())))
+                }
+            },
+        },
+    };
+    let mut context = store.as_context_mut();
+    if !closed(&mut context) {
+        let reason = match store.data().divergence.clone() {
+            Some(divergence) => StopReason::Diverged(divergence.to_string()),
+            None => StopReason::End(end),
+        };
+        let mut context = store.as_context_mut();
+        // At the end every goal stops: answer questions until the controller hangs up.
+        loop {
+            pause(&mut context, reason.clone());
+            if closed(&mut context) {
+                break;
+            }
+        }
+    }
+}
+
+/// Polls a future on this thread until it is ready. The debug handler pauses by blocking this
+/// thread, so nothing here ever waits on a waker.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// The frames on the stack, innermost first, with their locals and operand stacks.
+fn frames(store: &mut StoreContextMut<'_, ReplayState>) -> Vec<DebugFrame> {
+    let (imported, info) = {
+        let control = control(store);
+        (control.imported, Arc::clone(&control.info))
+    };
+    let mut out = Vec::new();
+    let exits: Vec<_> = store.debug_exit_frames().collect();
+    for exit in exits {
+        let mut frame = Some(exit);
+        while let Some(handle) = frame {
+            if out.len() >= 512 {
+                return out;
+            }
+            // A stack overflow's innermost frame cannot be asked for its module or instance;
+            // function index and PC come from the frame's own data.
+            if let Ok(Some((func, pc))) = handle.wasm_function_index_and_pc(&mut *store) {
+                let func_index = imported + func.as_u32();
+                let pc = pc.raw();
+                let num_locals = handle.num_locals(&mut *store).unwrap_or(0);
+                let locals: Vec<Value> = (0..num_locals)
+                    .filter_map(|i| handle.local(&mut *store, i).ok())
+                    .map(|v| value_of(&v))
+                    .collect();
+                let num_stacks = handle.num_stacks(&mut *store).unwrap_or(0);
+                let stack: Vec<Value> = (0..num_stacks)
+                    .filter_map(|i| handle.stack(&mut *store, i).ok())
+                    .map(|v| value_of(&v))
+                    .collect();
+                out.push(DebugFrame {
+                    func_index,
+                    name: info.raw_name(func_index).map(outcome::readable_name),
+                    pc,
+                    locals,
+                    stack,
+                    source: info.location(pc),
+                });
+            }
+            frame = handle.parent(&mut *store).ok().flatten();
+        }
+    }
+    out
+}
+
+fn depth(store: &mut StoreContextMut<'_, ReplayState>) -> usize {
+    let exits: Vec<_> = store.debug_exit_frames().collect();
+    let mut depth = 0;
+    for exit in exits {
+        let mut frame = Some(exit);
+        while let Some(handle) = frame {
+            depth += 1;
+            frame = handle.parent(&mut *store).ok().flatten();
+        }
+    }
+    depth
+}
+
+fn current_pc(store: &mut StoreContextMut<'_, ReplayState>) -> Option<u32> {
+    let exit = store.debug_exit_frames().next()?;
+    exit.wasm_function_index_and_pc(&mut *store).ok().flatten().map(|(_, pc)| pc.raw())
+}
+
+fn position(store: &mut StoreContextMut<'_, ReplayState>) -> (Position, bool) {
+    let seq = store.data().host_calls;
+    let control = control(store);
+    (Position { seq, steps: control.steps }, control.counting)
+}
+
+fn read_memory(store: &mut StoreContextMut<'_, ReplayState>, address: u64, len: u64) -> Option<Vec<u8>> {
+    let instance = control(store).instance?;
+    let memory = instance.debug_memory(&mut *store, 0)?;
+    let data = memory.data(&*store);
+    let start = usize::try_from(address).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    data.get(start..end).map(<[u8]>::to_vec)
+}
+
+fn set_single_step(store: &mut StoreContextMut<'_, ReplayState>, on: bool) {
+    if control(store).single_step == on {
+        return;
+    }
+    control(store).single_step = on;
+    if !on {
+        // Steps are no longer counted until the next boundary.
+        control(store).counting = false;
+    }
+    if let Some(mut edit) = store.as_context_mut().edit_breakpoints() {
+        let _ = edit.single_step(on);
+    }
+}
+
+fn set_breakpoints(store: &mut StoreContextMut<'_, ReplayState>, pcs: Vec<u32>) {
+    let module = Arc::clone(&control(store).module);
+    let old = std::mem::take(&mut control(store).breakpoints);
+    if let Some(mut edit) = store.as_context_mut().edit_breakpoints() {
+        for pc in &old {
+            let _ = edit.remove_breakpoint(&module, wasmtime::ModulePC::new(*pc));
+        }
+        for pc in &pcs {
+            let _ = edit.add_breakpoint(&module, wasmtime::ModulePC::new(*pc));
+        }
+    }
+    control(store).breakpoints = pcs;
+}
+
+/// Pauses: tells the controller where, then answers its questions until it says how to go on.
+fn pause(store: &mut StoreContextMut<'_, ReplayState>, reason: StopReason) {
+    let (position, exact) = position(store);
+    let frames = frames(store);
+    let pc = frames.first().map(|f| f.pc);
+    let occurrence = pc.map_or(0, |pc| control(store).hits.get(&pc).copied().unwrap_or(0));
+    let control_ref = control(store);
+    let stop = Stop {
+        position,
+        exact,
+        reason,
+        frames,
+        pc,
+        occurrence,
+        hits: std::mem::take(&mut control_ref.recorded_hits),
+        changes: std::mem::take(&mut control_ref.recorded_changes),
+        writer_pc: control_ref.last_pc.filter(|_| control_ref.goal.watch.is_some()),
+    };
+    if control_ref.replies.send(Reply::Stopped(Box::new(stop))).is_err() {
+        hang_up(store);
+        return;
+    }
+    let Some(commands) = control(store).commands.take() else { return hang_up(store) };
+    loop {
+        let Ok(command) = commands.recv() else {
+            hang_up(store);
+            return;
+        };
+        let reply = match command {
+            Command::Resume(goal) => {
+                let steps = goal.steps_now();
+                if let Some((address, len)) = goal.watch.or(goal.record_changes) {
+                    let bytes = read_memory(store, address, len);
+                    control(store).watched = bytes;
+                }
+                control(store).goal = goal;
+                if steps {
+                    set_single_step(store, true);
+                } else if control(store).goal.counting_from().is_none_or(|seq| seq > store.data().host_calls)
+                {
+                    set_single_step(store, false);
+                }
+                control(store).commands = Some(commands);
+                return;
+            }
+            Command::Breakpoints(pcs) => {
+                set_breakpoints(store, pcs);
+                Reply::Done
+            }
+            Command::ReadMemory { address, len } => Reply::Memory(read_memory(store, address, len)),
+            Command::Globals => {
+                let globals = match control(store).instance {
+                    Some(instance) => {
+                        let mut values = Vec::new();
+                        while let Some(global) = instance.debug_global(&mut *store, values.len() as u32) {
+                            values.push(value_of(&global.get(&mut *store)));
+                        }
+                        values
+                    }
+                    None => Vec::new(),
+                };
+                Reply::Globals(globals)
+            }
+        };
+        if control(store).replies.send(reply).is_err() {
+            hang_up(store);
+            return;
+        }
+    }
+}
+
+/// The controller is gone: let the guest run out (the session also bumps the epoch, which
+/// traps it at the next check).
+fn hang_up(store: &mut StoreContextMut<'_, ReplayState>) {
+    control(store).closed = true;
+    set_single_step(store, false);
+}
+
+/// A host call just returned (or the run is about to start): the step count starts over, and a
+/// goal counting from here turns single-stepping on.
+fn at_boundary(store: &mut StoreContextMut<'_, ReplayState>) {
+    if closed(store) {
+        return;
+    }
+    let seq = store.data().host_calls;
+    let control = control(store);
+    control.steps = 0;
+    control.hits.clear();
+    let from_here = control.goal.counting_from() == Some(seq);
+    let steps_now = control.goal.steps_now();
+    control.counting = control.single_step || from_here;
+    if from_here {
+        set_single_step(store, true);
+        control_of(store).counting = true;
+        if control_of(store).goal.position == Some(Position { seq, steps: 0 }) {
+            pause(store, StopReason::Step);
+        }
+    } else if !steps_now && control_of(store).single_step {
+        // Single-stepping for a goal counting from an earlier boundary that passed: stop.
+        set_single_step(store, false);
+        control_of(store).counting = false;
+    }
+}
+
+fn control_of<'a>(store: &'a mut StoreContextMut<'_, ReplayState>) -> &'a mut Control {
+    control(store)
+}
+
+/// At the entry of a host call (from the replay shim).
+pub(crate) fn at_host_call(store: &mut StoreContextMut<'_, ReplayState>) {
+    if closed(store) {
+        return;
+    }
+    let seq = store.data().host_calls;
+    if let Some((address, len)) = control(store).goal.record_changes
+        && !control(store).counting
+    {
+        // Not single-stepping this stretch: whether its code changed the bytes shows here.
+        let now = read_memory(store, address, len);
+        if now != control(store).watched {
+            control(store).watched = now;
+            control(store).recorded_changes.push(Change::Stretch(seq));
+        }
+    }
+    if control(store).goal.host_call == Some(seq) {
+        pause(store, StopReason::HostCall { seq });
+    }
+}
+
+/// After a host call returned (from the replay shim): the bytes it wrote may be watched.
+pub(crate) fn after_host_call(store: &mut StoreContextMut<'_, ReplayState>) {
+    if closed(store) {
+        return;
+    }
+    if let Some((address, len)) = control(store).goal.watch.or(control(store).goal.record_changes) {
+        let now = read_memory(store, address, len);
+        if now != control(store).watched {
+            let seq = store.data().host_calls;
+            let old = std::mem::replace(&mut control(store).watched, now.clone());
+            if control(store).goal.record_changes.is_some() {
+                control(store).recorded_changes.push(Change::Call(seq - 1));
+            }
+            if control(store).goal.watch.is_some() {
+                at_boundary(store);
+                pause(
+                    store,
+                    StopReason::Watch {
+                        address,
+                        old: old.unwrap_or_default(),
+                        new: now.unwrap_or_default(),
+                        by_host_call: Some(seq - 1),
+                    },
+                );
+                return;
+            }
+        }
+    }
+    at_boundary(store);
+}
+
+/// A breakpoint or single-step event, before the instruction at the current PC runs.
+fn on_step(store: &mut StoreContextMut<'_, ReplayState>) {
+    if closed(store) {
+        return;
+    }
+    let Some(pc) = current_pc(store) else { return };
+    let seq = store.data().host_calls;
+    let control = control(store);
+    if control.single_step {
+        control.steps += 1;
+    }
+    let is_breakpoint = control.breakpoints.contains(&pc);
+    let occurrence = if is_breakpoint || control.goal.hit.is_some_and(|h| h.pc == pc) {
+        let count = control.hits.entry(pc).or_insert(0);
+        *count += 1;
+        *count
+    } else {
+        0
+    };
+    let here = Position { seq, steps: control.steps };
+    let counting = control.counting;
+    let goal = control.goal.clone();
+    let previous_pc = control.last_pc.replace(pc);
+    if is_breakpoint && goal.record_hits {
+        control.recorded_hits.push(Hit { seq, pc, occurrence, steps: counting.then_some(here.steps) });
+    }
+    if let Some((address, len)) = goal.watch.or(goal.record_changes) {
+        let now = read_memory(store, address, len);
+        if now != control_of(store).watched {
+            let old = std::mem::replace(&mut control_of(store).watched, now.clone());
+            // The instruction before this one changed them.
+            let changed_at = Position { seq, steps: here.steps.saturating_sub(1) };
+            if goal.record_changes.is_some() {
+                control_of(store).recorded_changes.push(Change::At(changed_at));
+            }
+            if goal.watch.is_some() {
+                control_of(store).last_pc = previous_pc;
+                pause(
+                    store,
+                    StopReason::Watch {
+                        address,
+                        old: old.unwrap_or_default(),
+                        new: now.unwrap_or_default(),
+                        by_host_call: None,
+                    },
+                );
+                control_of(store).last_pc = Some(pc);
+                return;
+            }
+        }
+    }
+    let reached = goal.position.is_some_and(|p| counting && p == here)
+        || goal.hit.is_some_and(|h| counting && h.seq == seq && h.pc == pc && h.occurrence == occurrence);
+    let stepped = match goal.step {
+        Some(Depth::Any) => true,
+        Some(Depth::AtMost(d)) => depth(store) <= d,
+        Some(Depth::Below(d)) => depth(store) < d,
+        None => false,
+    };
+    if reached || stepped {
+        pause(store, StopReason::Step);
+    } else if is_breakpoint && goal.breakpoints {
+        pause(store, StopReason::Breakpoint { pc });
+    }
+}
