@@ -22,25 +22,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{guests, median, ms, ratio};
+
 const ROUNDS: usize = 5;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Builds the benchmark's guest programs (cargo skips it when they are up to date).
-fn guests() -> PathBuf {
-    let target = root().join("target/bench-guests");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "--target", "wasm32-wasip1", "--manifest-path"])
-        .arg(root().join("benches/guests/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .expect("run cargo");
-    assert!(status.success(), "building benches/guests failed; is the wasm32-wasip1 target installed?");
-    target.join("wasm32-wasip1/release")
-}
 
 /// The Wasmtime CLI, if there is one.
 fn wasmtime() -> Option<PathBuf> {
@@ -94,19 +80,6 @@ fn side_by_side(runs: &[&Run<'_>]) -> Vec<Duration> {
         }
     }
     samples.into_iter().map(median).collect()
-}
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:8.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn ratio(a: Duration, b: Duration) -> String {
-    format!("{:6.3}x", a.as_secs_f64() / b.as_secs_f64())
 }
 
 /// Writes six 8 MB files, alternately text-like and incompressible; returns the bytes written.

@@ -200,6 +200,7 @@ impl EngineSettings {
         config.signals_based_traps(true);
         config.cranelift_nan_canonicalization(true);
         config.relaxed_simd_deterministic(true);
+        config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(BACKTRACE_FRAMES));
         // The Mach exception port would bypass the per-store signal hook on macOS.
         #[cfg(target_vendor = "apple")]
         config.macos_use_mach_ports(false);
@@ -232,6 +233,10 @@ impl EngineSettings {
             .map_err(|e| SettingError(format!("engine settings {} were rejected: {e:#}", self.describe())))
     }
 }
+
+/// How many frames a trap's Wasm backtrace keeps, innermost first (Wasmtime's default, as
+/// `wasmtime run` has it): a deeper stack is cut there.
+pub const BACKTRACE_FRAMES: usize = 20;
 
 /// The version of the Wasmtime this build links, as stored in trace headers. Wasmtime pins
 /// `wasmtime-environ` to its own exact version, so this is the linked Wasmtime's.

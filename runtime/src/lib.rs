@@ -6,7 +6,8 @@
 //! Recording and replay both build on this crate and never on each other, so both run a guest
 //! the same way: the same machine code, the same stack depths, the same traps.
 // `deny`, not `forbid`: the `trust` module alone allows `unsafe`, for the two Wasmtime APIs
-// that are `unsafe fn`s (installing a signal hook, loading compiled code).
+// that are `unsafe fn`s (installing a signal hook, loading compiled code) and the C library's
+// process calls behind debug replay's checkpoints.
 #![deny(unsafe_code)]
 
 pub mod cache;
@@ -19,6 +20,7 @@ pub mod memory;
 pub mod module;
 pub mod native;
 pub mod outcome;
+pub mod process;
 mod trust;
 pub mod wasi;
 

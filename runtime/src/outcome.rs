@@ -10,7 +10,7 @@ use crate::entry::Run;
 use crate::native::NativeCapturer;
 
 /// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
 pub enum RunEnd {
     /// The guest called `proc_exit`, or returned from `_start` (status 0).
     Exited(i32),

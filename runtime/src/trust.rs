@@ -1,5 +1,6 @@
-//! The two places where wtrace asks Wasmtime to trust it: installing a signal hook, and loading
-//! compiled code that Wasmtime cannot check itself. Each is an `unsafe fn` of Wasmtime's; this
+//! The places where wtrace asks to be trusted: installing a signal hook and loading compiled
+//! code that Wasmtime cannot check itself (each an `unsafe fn` of Wasmtime's), and copying the
+//! replaying process for debug replay's checkpoints (the C library's process calls). This
 //! module holds the only `unsafe` code outside `inject`, each block stating what makes it sound.
 #![allow(unsafe_code)]
 
@@ -38,4 +39,79 @@ pub(crate) fn load_compiled(engine: &Engine, entry: File) -> wasmtime::Result<Mo
     // this open file keeps these bytes for as long as the module lives. Wasmtime checks its own
     // metadata in them once more.
     unsafe { Module::deserialize_open_file(engine, entry) }
+}
+
+/// Which side of a [`fork`] this is.
+#[cfg(unix)]
+pub enum Forked {
+    /// The copy.
+    Child,
+    /// The original, with the copy's process id.
+    Parent(u32),
+}
+
+/// Copies the calling process; only the calling thread runs on in the copy.
+#[cfg(unix)]
+pub(crate) fn fork() -> std::io::Result<Forked> {
+    // SAFETY: `fork` itself touches no Rust state. What it demands of the child — never to wait
+    // on a lock another thread held at the moment of the copy, since that thread does not exist
+    // there — is the caller's invariant, stated at `process::fork_replay`: the child uses only
+    // what the forking thread owns (its store, a detached trace, its socket) and the allocator,
+    // which the C library keeps consistent across `fork`.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as u32)),
+    }
+}
+
+/// Ends this process at once, running no exit handlers and no destructors: right for a copy
+/// made by [`fork`], whose buffers and files are the original's too.
+#[cfg(unix)]
+pub(crate) fn exit_now(status: i32) -> ! {
+    // SAFETY: `_exit` takes no locks and runs nothing of this process's; it cannot return.
+    unsafe { libc::_exit(status) }
+}
+
+/// Lets the children of this process be reaped by the system as they end.
+#[cfg(unix)]
+pub(crate) fn ignore_children() {
+    // SAFETY: setting a signal's disposition to `SIG_IGN` installs no handler code; for
+    // `SIGCHLD` it only tells the kernel to reap this process's children itself. Only forked
+    // copies call this, which never wait for a child.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+    }
+}
+
+/// Waits for child `pid` to end, when it is a child of this process (else returns at once).
+#[cfg(unix)]
+pub(crate) fn reap(pid: u32) {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid, writable `c_int` for the duration of the call.
+        let result = unsafe { libc::waitpid(pid as libc::pid_t, &raw mut status, 0) };
+        if result != -1 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+}
+
+/// Ends process `pid` (a copy this session made) with `SIGKILL`.
+#[cfg(unix)]
+pub(crate) fn kill(pid: u32) {
+    // SAFETY: `kill` only sends a signal; `pid` is a process the caller made and owns, and a
+    // positive value, so it never names a process group.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// Whether process `pid` still exists.
+#[cfg(unix)]
+pub(crate) fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 sends nothing; `kill` only checks that the process exists and may be
+    // signalled.
+    let result = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use wtrace::Trace;
-use wtrace::replayer::debug::{BreakAt, Position, Session, SessionOptions, StopReason};
+use wtrace::replayer::debug::{
+    BreakAt, CheckpointOptions, Position, RecordedDepth, Session, SessionOptions, StopReason,
+};
 use wtrace::traces::{TrapCode, Value};
 
 use crate::common::{fixture, guest};
@@ -219,4 +221,135 @@ fn line_breakpoints_in_a_rust_guest_and_frames_with_file_and_line() {
             .iter()
             .any(|f| f.name.as_deref().is_some_and(|n| n.ends_with("trap_in_source::main")))
     );
+}
+
+/// Calls the clock 120 times, adding up squares; keeps the sum at 100, and at 300 the sum as it
+/// was at `i == 60`, which it then uses as an address: out of bounds. At `i == 80` it counts to
+/// 3000 at 400 with no host call: a long stretch.
+const CLOCKED: &str = r#"(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func $square (param $x i32) (result i32)
+    (i32.mul (local.get $x) (local.get $x)))
+  (func (export "_start") (local $i i32) (local $acc i32) (local $j i32)
+    (loop $l
+      (drop (call $clock (i32.const 0) (i64.const 1) (i32.const 200)))
+      (local.set $acc (i32.add (local.get $acc) (call $square (local.get $i))))
+      (i32.store (i32.const 100) (local.get $acc))
+      (if (i32.eq (local.get $i) (i32.const 60))
+        (then (i32.store (i32.const 300) (local.get $acc))))
+      (if (i32.eq (local.get $i) (i32.const 80))
+        (then (loop $busy
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (i32.store (i32.const 400) (local.get $j))
+          (br_if $busy (i32.lt_u (local.get $j) (i32.const 3000))))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 120))))
+    (drop (i32.load (i32.load (i32.const 300))))))"#;
+
+/// What a test compares at a stop.
+type Seen = (Position, StopReason, Vec<wtrace::replayer::debug::DebugFrame>, Option<Vec<u8>>);
+
+fn seen(session: &mut Session) -> Seen {
+    let position = session.position().unwrap();
+    let stop = session.stop().clone();
+    (position, stop.reason, stop.frames, session.read_memory(100, 304).unwrap())
+}
+
+/// The same requests, answered by a session of each kind of checkpointing.
+fn script(session: &mut Session) -> Vec<Seen> {
+    let mut out = Vec::new();
+    session.continue_().unwrap();
+    out.push(seen(session));
+    session.step_back().unwrap();
+    session.step_back().unwrap();
+    out.push(seen(session));
+    session.step().unwrap();
+    session.step().unwrap();
+    out.push(seen(session));
+    session.watch(300, 4).reverse_continue().unwrap();
+    out.push(seen(session));
+    session.set_breakpoints(&[BreakAt::Function("square".into())]).unwrap();
+    session.reverse_continue().unwrap();
+    out.push(seen(session));
+    session.reverse_continue().unwrap();
+    out.push(seen(session));
+    session.goto(Position { seq: 40, steps: 3 }).unwrap();
+    out.push(seen(session));
+    session.step_over_back().unwrap();
+    out.push(seen(session));
+    session.step().unwrap();
+    session.step().unwrap();
+    session.step_out_back().unwrap();
+    out.push(seen(session));
+    session.run_to(10).unwrap();
+    out.push(seen(session));
+    // Deep in the long stretch (the one after the 81st host call), and back in it.
+    session.goto(Position { seq: 81, steps: 20_000 }).unwrap();
+    out.push(seen(session));
+    session.step_back().unwrap();
+    session.step_back().unwrap();
+    out.push(seen(session));
+    session.watch(400, 4).reverse_continue().unwrap();
+    out.push(seen(session));
+    session.continue_().unwrap();
+    out.push(seen(session));
+    out
+}
+
+#[test]
+fn checkpoints_answer_as_re_running_from_the_start_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = Trace::open(record_wat(dir.path(), "clocked", CLOCKED)).unwrap();
+    let open_with = |checkpoints| {
+        Session::open(&trace, &SessionOptions { checkpoints, ..SessionOptions::default() }).unwrap()
+    };
+    let mut plain = open_with(CheckpointOptions { enabled: false, ..CheckpointOptions::default() });
+    let mut forked = open_with(CheckpointOptions {
+        interval: std::time::Duration::from_millis(1),
+        max_count: 8,
+        ..CheckpointOptions::default()
+    });
+    let expected = script(&mut plain);
+    assert_eq!(plain.checkpoint_stats().count, 0);
+    let got = script(&mut forked);
+    for (i, (got, expected)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(got, expected, "request {i}");
+    }
+    let stats = forked.checkpoint_stats();
+    assert_eq!(stats.count, 8, "{stats:?}");
+    assert!(stats.dropped > 0, "thinned to the cap: {stats:?}");
+    assert!(stats.memory.is_some_and(|bytes| bytes > 0), "{stats:?}");
+    let positions = forked.checkpoints();
+    assert!(positions.iter().any(|p| p.steps == 0), "at host-call boundaries: {positions:?}");
+    assert!(positions.iter().any(|p| p.steps > 0), "in the middle of the long stretch: {positions:?}");
+
+    // The answers themselves: the trap, then the store at i == 60.
+    assert_eq!(expected[0].1, StopReason::Trap(TrapCode::MemoryOutOfBounds));
+    let at_store = &expected[3];
+    assert_eq!(i32s(&at_store.2[0].locals)[0], 60, "i when the stored value was computed");
+    let sum_to_60: i32 = (0..=60).map(|k| k * k).sum();
+    assert_eq!(i32s(&at_store.2[0].stack), vec![300, sum_to_60], "about to store it");
+    // Reverse-continue from there: square(60) was entered before the store.
+    assert_eq!(i32s(&expected[4].2[0].locals), vec![60]);
+    assert_eq!(i32s(&expected[5].2[0].locals), vec![59]);
+}
+
+#[test]
+fn a_stack_overflow_says_when_the_replay_overflows_at_another_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = record(dir.path(), &fixture("traps/stack_overflow.wat"), "overflow");
+    let trace = Trace::open(&path).unwrap();
+    let recorded = match trace.event(trace.len() - 1).unwrap() {
+        wtrace::Event::Trap(trap) => trap.frames.len(),
+        other => panic!("{other:?}"),
+    };
+    let mut session = open(&path);
+    let stop = session.continue_().unwrap();
+    assert_eq!(stop.reason, StopReason::Trap(TrapCode::StackOverflow));
+    // The recorded backtrace keeps the innermost frames only; the replay counts them all.
+    assert_eq!(recorded, wtrace::runtime::engine::BACKTRACE_FRAMES);
+    assert_eq!(stop.recorded_depth, Some(RecordedDepth::AtLeast(recorded)));
+    assert!(stop.depth > 1000, "an unbounded recursion overflows deep: {}", stop.depth);
+    assert_eq!(stop.frames.len(), 512, "the innermost 512 are shown");
 }

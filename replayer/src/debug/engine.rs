@@ -1,29 +1,39 @@
 //! One debug run: a thread that replays the trace in guest-debug mode from the start, with the
-//! replay shims answering imports from the trace, and pauses wherever the controller's current
-//! [`Goal`] says. While paused it answers the controller's questions (memory, globals) with the
-//! store in hand; [`Goal`]s and answers travel over channels.
+//! replay shims answering imports from the trace, and pauses wherever the session's current
+//! [`Goal`] says. While paused it answers the session's questions (memory, globals) with the
+//! store in hand.
 //!
 //! A place in the run is a [`Position`]: host calls completed, and single steps since the last
 //! of them returned. Steps are counted only while single-stepping, so a goal that needs an exact
 //! position turns single-stepping on at the host-call boundary it starts from.
+//!
+//! Every so often of running time the run forks a checkpoint: a copy of the process that waits
+//! at that point (at a host-call boundary, or mid-stretch while steps are counted) until the
+//! session asks it for memory or to fork a run from there ([`serve_checkpoint`]). A forked copy
+//! uses only what this thread owns, so it never waits on a lock another thread held.
 
 use std::collections::HashMap;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender};
+use std::time::{Duration, Instant};
+
+use bincode::{Decode, Encode};
 
 use wasmtime::{
     AsContextMut, DebugEvent, DebugHandler, Engine, Instance, Linker, Module, Store, StoreContextMut,
 };
 use wtrace_runtime::entry::{self, value_of};
-use wtrace_runtime::introspect::ModuleInfo;
 use wtrace_runtime::outcome::{self, RunEnd};
+use wtrace_runtime::process::{self, Forked};
 use wtrace_traces::{Event, HostCall, ImportName, Trace, Value};
 
+use super::link::{CheckpointAt, Command, Hello, Link, Reply, RunLink};
 use super::{Change, DebugFrame, Hit, Position, Stop, StopReason};
 use crate::state::{OutputSink, ReplayState, Sink};
 
 /// How deep the stack is allowed to be for a step to stop there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub(crate) enum Depth {
     /// Any depth: step into calls.
     Any,
@@ -35,7 +45,7 @@ pub(crate) enum Depth {
 
 /// Where a run should pause next. Every condition that is set stops it; a run also stops at a
 /// trap and at its end.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Encode, Decode)]
 pub(crate) struct Goal {
     /// Stop at a breakpoint.
     pub breakpoints: bool,
@@ -53,6 +63,9 @@ pub(crate) struct Goal {
     pub record_hits: bool,
     /// Record the position of every change of these bytes (for a reverse watch).
     pub record_changes: Option<(u64, u64)>,
+    /// The stretches (host calls completed) that have a checkpoint already: passing one counts
+    /// as taking it.
+    pub checkpoints_at: Vec<u64>,
 }
 
 impl Goal {
@@ -65,36 +78,21 @@ impl Goal {
     fn steps_now(&self) -> bool {
         self.step.is_some() || self.watch.is_some()
     }
-}
 
-/// What the controller asks a paused run.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// Run on to `Goal`.
-    Resume(Goal),
-    /// Set these breakpoint PCs (replacing the set).
-    Breakpoints(Vec<u32>),
-    /// Read linear memory 0.
-    ReadMemory { address: u64, len: u64 },
-    /// Every global's value.
-    Globals,
-}
-
-/// What a run tells the controller.
-#[derive(Debug)]
-pub(crate) enum Reply {
-    Stopped(Box<Stop>),
-    Memory(Option<Vec<u8>>),
-    Globals(Vec<Value>),
-    Done,
-    /// The run could not start.
-    Failed(String),
+    /// Whether the goal records what happens on the way (and keeps counting steps in a stretch
+    /// it starts counting, so what it records carries exact positions).
+    fn records(&self) -> bool {
+        self.record_hits || self.record_changes.is_some()
+    }
 }
 
 /// Debug state kept in the store data.
 pub(crate) struct Control {
-    commands: Option<Receiver<Command>>,
-    replies: Sender<Reply>,
+    /// The conversation with the session (taken while a pause is using it).
+    link: Option<RunLink>,
+    /// When this process is a forked copy of the run, the session's process: the copy ends
+    /// itself when the session is done with it or gone.
+    copy_of: Option<u32>,
     goal: Goal,
     breakpoints: Vec<u32>,
     single_step: bool,
@@ -105,7 +103,6 @@ pub(crate) struct Control {
     hits: HashMap<u32, u64>,
     instance: Option<Instance>,
     module: Arc<Module>,
-    info: Arc<ModuleInfo>,
     imported: u32,
     /// The controller hung up: run out without pausing.
     closed: bool,
@@ -116,19 +113,66 @@ pub(crate) struct Control {
     watched: Option<Vec<u8>>,
     /// The PC of the previous step, for naming the instruction that changed watched bytes.
     last_pc: Option<u32>,
+    checkpoints: CheckpointPlan,
+    /// Time spent running the guest up to the last pause, and when the run last resumed.
+    run_time: Duration,
+    resumed_at: Instant,
 }
+
+/// When the run forks its next checkpoint.
+pub(crate) struct CheckpointPlan {
+    /// Where checkpoints connect to the session; `None` takes none.
+    pub rendezvous: Option<PathBuf>,
+    /// Running time between checkpoints.
+    pub interval: Duration,
+    /// When the last one was taken (or passed).
+    last: Instant,
+    /// Taken since the last stop was reported.
+    taken: u32,
+    /// Steps until the next look at the clock while counting.
+    tick: u32,
+    /// The session's process.
+    session_pid: u32,
+}
+
+impl CheckpointPlan {
+    pub(crate) fn new(rendezvous: Option<PathBuf>, interval: Duration) -> CheckpointPlan {
+        CheckpointPlan {
+            rendezvous,
+            interval,
+            last: Instant::now(),
+            taken: 0,
+            tick: 0,
+            session_pid: std::process::id(),
+        }
+    }
+}
+
+/// The frames a stop shows, innermost first.
+const MAX_FRAMES: usize = 512;
+
+/// Steps between looks at the clock while counting: often enough for any interval, rare
+/// enough to cost nothing next to a step.
+const STEPS_PER_TICK: u32 = 1024;
+
+/// How many steps before a position the session goes to a checkpoint is taken: stepping back
+/// from there re-executes about this many (a millisecond or so).
+const NEAR_GOAL: u64 = 4096;
 
 /// What a run needs from the session.
 pub(crate) struct RunSetup {
+    /// A detached copy, read on the run's thread: checkpoints fork that thread, which must own
+    /// every lock it takes and need no other thread.
     pub trace: Trace,
     pub engine: Engine,
     pub module: Arc<Module>,
     pub linker: Arc<Linker<ReplayState>>,
-    pub info: Arc<ModuleInfo>,
     pub imports: Vec<ImportName>,
     pub invoke: Option<String>,
     pub args: Vec<String>,
     pub breakpoints: Vec<u32>,
+    pub rendezvous: Option<PathBuf>,
+    pub checkpoint_interval: Duration,
 }
 
 #[derive(Clone)]
@@ -166,11 +210,11 @@ fn closed(store: &mut StoreContextMut<'_, ReplayState>) -> bool {
 
 /// The store of a debug run: the replay's state with the run's control, its epoch deadline
 /// and debug handler set.
-fn new_store(setup: &RunSetup, commands: Receiver<Command>, replies: Sender<Reply>) -> Store<ReplayState> {
+fn new_store(setup: &RunSetup, link: RunLink) -> Store<ReplayState> {
     let imported = setup.module.imports().filter(|i| i.ty().func().is_some()).count() as u32;
     let initial = Control {
-        commands: Some(commands),
-        replies,
+        link: Some(link),
+        copy_of: None,
         goal: Goal::default(),
         breakpoints: Vec::new(),
         single_step: false,
@@ -179,16 +223,18 @@ fn new_store(setup: &RunSetup, commands: Receiver<Command>, replies: Sender<Repl
         hits: HashMap::new(),
         instance: None,
         module: Arc::clone(&setup.module),
-        info: Arc::clone(&setup.info),
         imported,
         closed: false,
         recorded_hits: Vec::new(),
         recorded_changes: Vec::new(),
         watched: None,
         last_pc: None,
+        checkpoints: CheckpointPlan::new(setup.rendezvous.clone(), setup.checkpoint_interval),
+        run_time: Duration::ZERO,
+        resumed_at: Instant::now(),
     };
     let mut state = ReplayState {
-        events: setup.trace.events(),
+        events: setup.trace.events().on_this_thread(),
         event: Event::HostCall(HostCall::empty()),
         seq: None,
         imports: setup.imports.clone(),
@@ -207,9 +253,10 @@ fn new_store(setup: &RunSetup, commands: Receiver<Command>, replies: Sender<Repl
     store
 }
 
-/// Runs the replay from the start on this thread, pausing as the controller's goals say.
-pub(crate) fn run(setup: &RunSetup, commands: Receiver<Command>, replies: &Sender<Reply>) {
-    let mut store = new_store(setup, commands, replies.clone());
+/// Runs the replay from the start on this thread, pausing as the session's goals say. Forked
+/// copies of the run (see [`serve_checkpoint`]) return from here too, and end the process.
+pub(crate) fn run(setup: &RunSetup, link: RunLink) {
+    let mut store = new_store(setup, link);
     let prepared = match entry::prepare(
         &mut store,
         &setup.linker,
@@ -219,7 +266,8 @@ pub(crate) fn run(setup: &RunSetup, commands: Receiver<Command>, replies: &Sende
     ) {
         Ok(prepared) => prepared,
         Err(error) => {
-            let _ = replies.send(Reply::Failed(error.to_string()));
+            let mut context = store.as_context_mut();
+            send(&mut context, Reply::Failed(error.to_string()));
             return;
         }
     };
@@ -235,25 +283,27 @@ pub(crate) fn run(setup: &RunSetup, commands: Receiver<Command>, replies: &Sende
         // Breakpoints and single-stepping patch a module's code in the store, which holds the
         // module once it is instantiated: set them again now.
         let mut context = store.as_context_mut();
-        let state = control_of(&mut context);
+        let state = control(&mut context);
         state.instance = Some(instance);
         let (pcs, single_step) = (state.breakpoints.clone(), state.single_step);
         state.breakpoints.clear();
         set_breakpoints(&mut context, pcs);
         if single_step {
-            control_of(&mut context).single_step = false;
+            control(&mut context).single_step = false;
             set_single_step(&mut context, true);
         }
         if let Some((address, len)) =
-            control_of(&mut context).goal.watch.or(control_of(&mut context).goal.record_changes)
+            control(&mut context).goal.watch.or(control(&mut context).goal.record_changes)
         {
             let bytes = read_memory(&mut context, address, len);
-            control_of(&mut context).watched = bytes;
+            control(&mut context).watched = bytes;
         }
     }));
     let end = match run {
         Err(error) => {
-            let _ = replies.send(Reply::Failed(error.to_string()));
+            let mut context = store.as_context_mut();
+            send(&mut context, Reply::Failed(error.to_string()));
+            end_copy(&mut context);
             return;
         }
         Ok(run) => match run.result {
@@ -269,18 +319,25 @@ pub(crate) fn run(setup: &RunSetup, commands: Receiver<Command>, replies: &Sende
     };
     let mut context = store.as_context_mut();
     if !closed(&mut context) {
-        let reason = match store.data().divergence.clone() {
+        let reason = match context.data().divergence.clone() {
             Some(divergence) => StopReason::Diverged(divergence.to_string()),
             None => StopReason::End(end),
         };
-        let mut context = store.as_context_mut();
-        // At the end every goal stops: answer questions until the controller hangs up.
+        // At the end every goal stops: answer questions until the session hangs up.
         loop {
             pause(&mut context, reason.clone());
             if closed(&mut context) {
                 break;
             }
         }
+    }
+    end_copy(&mut context);
+}
+
+/// A forked copy ends the process where its run ends; the original's thread just returns.
+fn end_copy(store: &mut StoreContextMut<'_, ReplayState>) {
+    if control(store).copy_of.is_some() {
+        process::exit_now(0);
     }
 }
 
@@ -297,18 +354,16 @@ fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// The frames on the stack, innermost first, with their locals and operand stacks.
+/// The frames on the stack, innermost first, with their locals and operand stacks (names and
+/// source lines are the session's to add: a forked copy reads no module data behind a lock).
 fn frames(store: &mut StoreContextMut<'_, ReplayState>) -> Vec<DebugFrame> {
-    let (imported, info) = {
-        let control = control(store);
-        (control.imported, Arc::clone(&control.info))
-    };
+    let imported = control(store).imported;
     let mut out = Vec::new();
     let exits: Vec<_> = store.debug_exit_frames().collect();
     for exit in exits {
         let mut frame = Some(exit);
         while let Some(handle) = frame {
-            if out.len() >= 512 {
+            if out.len() >= MAX_FRAMES {
                 return out;
             }
             // A stack overflow's innermost frame cannot be asked for its module or instance;
@@ -326,14 +381,7 @@ fn frames(store: &mut StoreContextMut<'_, ReplayState>) -> Vec<DebugFrame> {
                     .filter_map(|i| handle.stack(&mut *store, i).ok())
                     .map(|v| value_of(&v))
                     .collect();
-                out.push(DebugFrame {
-                    func_index,
-                    name: info.raw_name(func_index).map(outcome::readable_name),
-                    pc,
-                    locals,
-                    stack,
-                    source: info.location(pc),
-                });
+                out.push(DebugFrame { func_index, name: None, pc, locals, stack, source: None });
             }
             frame = handle.parent(&mut *store).ok().flatten();
         }
@@ -374,6 +422,15 @@ fn read_memory(store: &mut StoreContextMut<'_, ReplayState>, address: u64, len: 
     data.get(start..end).map(<[u8]>::to_vec)
 }
 
+fn globals(store: &mut StoreContextMut<'_, ReplayState>) -> Vec<Value> {
+    let Some(instance) = control(store).instance else { return Vec::new() };
+    let mut values = Vec::new();
+    while let Some(global) = instance.debug_global(&mut *store, values.len() as u32) {
+        values.push(value_of(&global.get(&mut *store)));
+    }
+    values
+}
+
 fn set_single_step(store: &mut StoreContextMut<'_, ReplayState>, on: bool) {
     if control(store).single_step == on {
         return;
@@ -402,13 +459,38 @@ fn set_breakpoints(store: &mut StoreContextMut<'_, ReplayState>, pcs: Vec<u32>) 
     control(store).breakpoints = pcs;
 }
 
-/// Pauses: tells the controller where, then answers its questions until it says how to go on.
+/// Sends to the session; a session that is gone ends the run.
+fn send(store: &mut StoreContextMut<'_, ReplayState>, reply: Reply) -> bool {
+    let sent = control(store).link.as_mut().is_some_and(|link| link.send(reply).is_ok());
+    if !sent {
+        hang_up(store);
+    }
+    sent
+}
+
+/// The session's next command; `None` when it is gone (a forked copy ends then).
+fn receive(link: &mut RunLink, copy_of: Option<u32>) -> Option<Command> {
+    let Some(session_pid) = copy_of else { return link.recv().ok() };
+    // A copy cannot see the session close its end (other copies hold it too): it asks now and
+    // then whether the session's process is still there.
+    loop {
+        match link.recv_within(Duration::from_secs(1)) {
+            Ok(Some(command)) => return Some(command),
+            Ok(None) if process::alive(session_pid) => {}
+            _ => process::exit_now(0),
+        }
+    }
+}
+
+/// Pauses: tells the session where, then answers its questions until it says how to go on.
 fn pause(store: &mut StoreContextMut<'_, ReplayState>, reason: StopReason) {
     let (position, exact) = position(store);
     let frames = frames(store);
+    let stack_depth = if frames.len() < MAX_FRAMES { frames.len() } else { depth(store) };
     let pc = frames.first().map(|f| f.pc);
     let occurrence = pc.map_or(0, |pc| control(store).hits.get(&pc).copied().unwrap_or(0));
     let control_ref = control(store);
+    control_ref.run_time += control_ref.resumed_at.elapsed();
     let stop = Stop {
         position,
         exact,
@@ -419,32 +501,24 @@ fn pause(store: &mut StoreContextMut<'_, ReplayState>, reason: StopReason) {
         hits: std::mem::take(&mut control_ref.recorded_hits),
         changes: std::mem::take(&mut control_ref.recorded_changes),
         writer_pc: control_ref.last_pc.filter(|_| control_ref.goal.watch.is_some()),
+        depth: stack_depth,
+        recorded_depth: None,
+        checkpoints_taken: std::mem::take(&mut control_ref.checkpoints.taken),
     };
-    if control_ref.replies.send(Reply::Stopped(Box::new(stop))).is_err() {
-        hang_up(store);
+    if !send(store, Reply::Stopped(Box::new(stop))) {
         return;
     }
-    let Some(commands) = control(store).commands.take() else { return hang_up(store) };
+    let Some(mut link) = control(store).link.take() else { return hang_up(store) };
+    let copy_of = control(store).copy_of;
     loop {
-        let Ok(command) = commands.recv() else {
+        let Some(command) = receive(&mut link, copy_of) else {
             hang_up(store);
             return;
         };
         let reply = match command {
             Command::Resume(goal) => {
-                let steps = goal.steps_now();
-                if let Some((address, len)) = goal.watch.or(goal.record_changes) {
-                    let bytes = read_memory(store, address, len);
-                    control(store).watched = bytes;
-                }
-                control(store).goal = goal;
-                if steps {
-                    set_single_step(store, true);
-                } else if control(store).goal.counting_from().is_none_or(|seq| seq > store.data().host_calls)
-                {
-                    set_single_step(store, false);
-                }
-                control(store).commands = Some(commands);
+                control(store).link = Some(link);
+                apply_goal(store, goal);
                 return;
             }
             Command::Breakpoints(pcs) => {
@@ -452,62 +526,164 @@ fn pause(store: &mut StoreContextMut<'_, ReplayState>, reason: StopReason) {
                 Reply::Done
             }
             Command::ReadMemory { address, len } => Reply::Memory(read_memory(store, address, len)),
-            Command::Globals => {
-                let globals = match control(store).instance {
-                    Some(instance) => {
-                        let mut values = Vec::new();
-                        while let Some(global) = instance.debug_global(&mut *store, values.len() as u32) {
-                            values.push(value_of(&global.get(&mut *store)));
-                        }
-                        values
-                    }
-                    None => Vec::new(),
-                };
-                Reply::Globals(globals)
+            Command::Globals => Reply::Globals(globals(store)),
+            Command::Spawn { .. } => Reply::Failed("only a checkpoint forks runs".into()),
+            Command::Exit => {
+                hang_up(store);
+                return;
             }
         };
-        if control(store).replies.send(reply).is_err() {
+        if link.send(reply).is_err() {
             hang_up(store);
             return;
         }
     }
 }
 
-/// The controller is gone: let the guest run out (the session also bumps the epoch, which
-/// traps it at the next check).
+/// Takes on a new goal where the run is paused.
+fn apply_goal(store: &mut StoreContextMut<'_, ReplayState>, goal: Goal) {
+    let steps = goal.steps_now();
+    if let Some((address, len)) = goal.watch.or(goal.record_changes) {
+        let bytes = read_memory(store, address, len);
+        control(store).watched = bytes;
+    }
+    let keep_counting = goal.records() && control(store).counting;
+    control(store).goal = goal;
+    if steps {
+        set_single_step(store, true);
+    } else if !keep_counting
+        && control(store).goal.counting_from().is_none_or(|seq| seq > store.data().host_calls)
+    {
+        set_single_step(store, false);
+    }
+    control(store).resumed_at = Instant::now();
+}
+
+/// The session is gone or done with this run: a forked copy ends; the original lets its guest
+/// run out (the session also bumps the epoch, which traps it at the next check).
 fn hang_up(store: &mut StoreContextMut<'_, ReplayState>) {
+    if control(store).copy_of.is_some() {
+        process::exit_now(0);
+    }
     control(store).closed = true;
+    control(store).link = None;
     set_single_step(store, false);
 }
 
-/// A host call just returned (or the run is about to start): the step count starts over, and a
-/// goal counting from here turns single-stepping on.
+/// Forks a checkpoint here when one is due: `interval` of running time after the last, a
+/// quarter of it while single-stepping (going back within a stretch single-steps, so
+/// checkpoints there save the most), or at once when `now`.
+fn maybe_checkpoint(store: &mut StoreContextMut<'_, ReplayState>, now: bool) {
+    let single_step = control(store).single_step;
+    let plan = &control(store).checkpoints;
+    let interval = if single_step { plan.interval / 4 } else { plan.interval };
+    if plan.rendezvous.is_none() || (!now && plan.last.elapsed() < interval) {
+        return;
+    }
+    let (position, _) = position(store);
+    let control_ref = control(store);
+    let at = CheckpointAt {
+        position,
+        run_nanos: (control_ref.run_time + control_ref.resumed_at.elapsed()).as_nanos() as u64,
+    };
+    match process::fork_replay() {
+        Ok(Forked::Parent(_)) => {
+            let plan = &mut control(store).checkpoints;
+            plan.last = Instant::now();
+            plan.taken += 1;
+        }
+        Ok(Forked::Child) => serve_checkpoint(store, at),
+        // No more processes: go on without checkpoints.
+        Err(_) => control(store).checkpoints.rendezvous = None,
+    }
+}
+
+/// Connects a forked copy to the session.
+fn connect(store: &mut StoreContextMut<'_, ReplayState>, checkpoint: Option<CheckpointAt>) -> RunLink {
+    let Some(path) = control(store).checkpoints.rendezvous.clone() else { process::exit_now(0) };
+    let Ok(stream) = UnixStream::connect(path) else { process::exit_now(0) };
+    let mut link = Link::Socket(stream);
+    if link.send(Reply::Hello(Hello { pid: std::process::id(), checkpoint })).is_err() {
+        process::exit_now(0);
+    }
+    link
+}
+
+/// A checkpoint: a forked copy that waits here, answers questions about memory, and forks a
+/// run from here when asked; in that run this returns, and the replay goes on toward the
+/// run's goal. The checkpoint itself never returns.
+fn serve_checkpoint(store: &mut StoreContextMut<'_, ReplayState>, at: CheckpointAt) {
+    // The original's conversation is the original's: this copy has its own. A socket is
+    // closed; channels are left alone, since their locks may be held by a thread that is not
+    // in this copy.
+    match control(store).link.take() {
+        Some(Link::Socket(stream)) => drop(stream),
+        Some(thread) => std::mem::forget(thread),
+        None => {}
+    }
+    let session_pid = control(store).checkpoints.session_pid;
+    control(store).copy_of = Some(session_pid);
+    let mut link = connect(store, Some(at));
+    loop {
+        let Some(command) = receive(&mut link, Some(session_pid)) else { process::exit_now(0) };
+        let reply = match command {
+            Command::ReadMemory { address, len } => Reply::Memory(read_memory(store, address, len)),
+            Command::Globals => Reply::Globals(globals(store)),
+            Command::Spawn { goal, breakpoints } => match process::fork_replay() {
+                Ok(Forked::Parent(pid)) => Reply::Spawned { pid },
+                Ok(Forked::Child) => {
+                    drop(link);
+                    let run_link = connect(store, None);
+                    let control_ref = control(store);
+                    control_ref.link = Some(run_link);
+                    control_ref.checkpoints.last = Instant::now();
+                    control_ref.checkpoints.taken = 0;
+                    set_breakpoints(store, breakpoints);
+                    apply_goal(store, goal);
+                    return;
+                }
+                Err(e) => Reply::Failed(format!("cannot fork a run: {e}")),
+            },
+            Command::Exit => process::exit_now(0),
+            Command::Resume(_) | Command::Breakpoints(_) => Reply::Failed("a checkpoint does not run".into()),
+        };
+        if link.send(reply).is_err() {
+            process::exit_now(0);
+        }
+    }
+}
+
+/// A host call just returned (or the run is about to start): the step count starts over, a
+/// checkpoint may be due, and a goal counting from here turns single-stepping on.
 fn at_boundary(store: &mut StoreContextMut<'_, ReplayState>) {
     if closed(store) {
         return;
     }
     let seq = store.data().host_calls;
-    let control = control(store);
-    control.steps = 0;
-    control.hits.clear();
-    let from_here = control.goal.counting_from() == Some(seq);
-    let steps_now = control.goal.steps_now();
-    control.counting = control.single_step || from_here;
+    let control_ref = control(store);
+    control_ref.steps = 0;
+    control_ref.hits.clear();
+    if control_ref.goal.checkpoints_at.binary_search(&seq).is_ok() {
+        control_ref.checkpoints.last = Instant::now();
+    }
+    if seq > 0 {
+        maybe_checkpoint(store, false);
+    }
+    let control_ref = control(store);
+    let from_here = control_ref.goal.counting_from() == Some(seq);
+    let steps_now = control_ref.goal.steps_now();
+    control_ref.counting = control_ref.single_step || from_here;
     if from_here {
         set_single_step(store, true);
-        control_of(store).counting = true;
-        if control_of(store).goal.position == Some(Position { seq, steps: 0 }) {
+        control(store).counting = true;
+        if control(store).goal.position == Some(Position { seq, steps: 0 }) {
             pause(store, StopReason::Step);
         }
-    } else if !steps_now && control_of(store).single_step {
+    } else if !steps_now && control(store).single_step {
         // Single-stepping for a goal counting from an earlier boundary that passed: stop.
         set_single_step(store, false);
-        control_of(store).counting = false;
+        control(store).counting = false;
     }
-}
-
-fn control_of<'a>(store: &'a mut StoreContextMut<'_, ReplayState>) -> &'a mut Control {
-    control(store)
 }
 
 /// At the entry of a host call (from the replay shim).
@@ -569,10 +745,23 @@ fn on_step(store: &mut StoreContextMut<'_, ReplayState>) {
     }
     let Some(pc) = current_pc(store) else { return };
     let seq = store.data().host_calls;
-    let control = control(store);
-    if control.single_step {
-        control.steps += 1;
+    let control_ref = control(store);
+    if control_ref.single_step {
+        control_ref.steps += 1;
     }
+    if control_ref.counting {
+        // Just before a position the session goes to, for the steps back from it that follow.
+        let near_goal = control_ref
+            .goal
+            .position
+            .is_some_and(|p| p.seq == seq && p.steps > NEAR_GOAL && p.steps - NEAR_GOAL == control_ref.steps);
+        control_ref.checkpoints.tick += 1;
+        if near_goal || control_ref.checkpoints.tick >= STEPS_PER_TICK {
+            control_ref.checkpoints.tick = 0;
+            maybe_checkpoint(store, near_goal);
+        }
+    }
+    let control = control(store);
     let is_breakpoint = control.breakpoints.contains(&pc);
     let occurrence = if is_breakpoint || control.goal.hit.is_some_and(|h| h.pc == pc) {
         let count = control.hits.entry(pc).or_insert(0);
@@ -626,4 +815,8 @@ fn on_step(store: &mut StoreContextMut<'_, ReplayState>) {
     } else if is_breakpoint && goal.breakpoints {
         pause(store, StopReason::Breakpoint { pc });
     }
+}
+
+fn control_of<'a>(store: &'a mut StoreContextMut<'_, ReplayState>) -> &'a mut Control {
+    control(store)
 }

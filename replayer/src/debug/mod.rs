@@ -4,19 +4,25 @@
 //! over, out of a call), at a trap before it unwinds, or where watched bytes change. At a stop
 //! it shows every frame with its locals and operand stack, the globals and the memory.
 //!
-//! Going back is deterministic re-execution: the run starts over and stops at the earlier
-//! [`Position`] (host calls completed, and single steps since the last of them). Steps are
-//! counted from the host-call boundary before the target, so a step back costs a run to that
-//! boundary at full speed and single-stepping from there; reverse-continue, step-over back,
-//! finish back and reverse watchpoints first find their target with one such pass, then go to
-//! it with another. Watchpoints look at the bytes at host-call boundaries first and single-step
-//! only through the stretch where they changed.
+//! Going back is deterministic re-execution to the earlier [`Position`] (host calls completed,
+//! and single steps since the last of them), from the latest checkpoint before it — a forked
+//! copy of the replay waiting there (see [`checkpoint`]) — or from the start. Steps are counted
+//! from the host-call boundary before the target, so a step back costs a run from the
+//! checkpoint to that boundary at full speed and single-stepping from there (runs that count
+//! steps leave checkpoints mid-stretch too). Reverse-continue searches back checkpoint interval
+//! by checkpoint interval for the last breakpoint hit; a reverse watchpoint compares the bytes
+//! at the checkpoints first, replays from the latest one where they differed comparing them at
+//! host-call boundaries, and single-steps only through the stretch where they last changed.
 
+mod checkpoint;
 mod engine;
+mod link;
 
 use std::sync::Arc;
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::JoinHandle;
+
+use bincode::{Decode, Encode};
 
 use wasmtime::{Engine, Linker, Module};
 use wtrace_runtime::introspect::ModuleInfo;
@@ -24,15 +30,18 @@ use wtrace_runtime::module::{self, CompileOptions};
 use wtrace_runtime::{EngineSettings, RunEnd, WASMTIME_VERSION};
 use wtrace_traces::{SourceLocation, Trace, TrapCode, Value};
 
-use engine::{Command, Depth, Goal, Reply, RunSetup};
+use checkpoint::Checkpoints;
+pub use checkpoint::{CheckpointOptions, CheckpointStats};
 pub(crate) use engine::{Control, after_host_call, at_host_call};
+use engine::{Depth, Goal, RunSetup};
+use link::{Command, Link, Reply, SessionLink};
 
 use crate::error::ReplayError;
 use crate::state::ReplayState;
 
 /// A place in a replay: host calls completed, and single steps (Wasm instructions) since the
 /// last of them returned. `(0, 0)` is the start, before any of the guest's code runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
 pub struct Position {
     /// Host calls completed.
     pub seq: u64,
@@ -41,7 +50,7 @@ pub struct Position {
 }
 
 /// A breakpoint's hit: the `occurrence`-th arrival at `pc` since host call `seq`'s boundary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub struct Hit {
     /// Host calls completed.
     pub seq: u64,
@@ -54,7 +63,7 @@ pub struct Hit {
 }
 
 /// Why a session stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub enum StopReason {
     /// At the start, before any of the guest's code.
     Start,
@@ -90,7 +99,7 @@ pub enum StopReason {
 }
 
 /// A frame at a stop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct DebugFrame {
     /// The function's index in the module (imports included).
     pub func_index: u32,
@@ -108,7 +117,7 @@ pub struct DebugFrame {
 }
 
 /// Where and why a session stopped, and what was on the stack.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct Stop {
     /// Where.
     pub position: Position,
@@ -129,12 +138,39 @@ pub struct Stop {
     pub(crate) changes: Vec<Change>,
     /// At a watch stop: the PC of the instruction that changed the bytes.
     pub writer_pc: Option<u32>,
+    /// How many Wasm frames are on the stack (`frames` keeps the innermost 512).
+    pub depth: usize,
+    /// At a stack overflow: how deep the recorded run's stack was, when that may differ from
+    /// `depth` — debug code uses more stack per frame, so it can overflow sooner. A plain
+    /// replay reproduces the recorded depth.
+    pub recorded_depth: Option<RecordedDepth>,
+    /// Checkpoints the run forked on the way here, which the session takes in.
+    pub(crate) checkpoints_taken: u32,
 }
 
 impl Stop {
     /// The innermost frame.
     pub fn frame(&self) -> Option<&DebugFrame> {
         self.frames.first()
+    }
+}
+
+/// The depth of a recorded stack overflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub enum RecordedDepth {
+    /// The recorded backtrace was whole: this many frames.
+    Exactly(usize),
+    /// The recorded backtrace was cut at this many frames (see
+    /// [`BACKTRACE_FRAMES`](wtrace_runtime::engine::BACKTRACE_FRAMES)); the stack was deeper.
+    AtLeast(usize),
+}
+
+impl std::fmt::Display for RecordedDepth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordedDepth::Exactly(n) => write!(f, "{n} frames"),
+            RecordedDepth::AtLeast(n) => write!(f, "more than {n} frames"),
+        }
     }
 }
 
@@ -183,6 +219,8 @@ pub struct SessionOptions {
     pub module: Option<Vec<u8>>,
     /// Where compiled code is cached.
     pub compile: CompileOptions,
+    /// How checkpoints are taken.
+    pub checkpoints: CheckpointOptions,
 }
 
 struct Shared {
@@ -191,11 +229,14 @@ struct Shared {
     module: Arc<Module>,
     linker: Arc<Linker<ReplayState>>,
     info: Arc<ModuleInfo>,
+    /// How deep the recorded trap's stack was, when the recording ended in a stack overflow.
+    overflow_depth: Option<RecordedDepth>,
 }
 
-struct RunHandle {
-    commands: Sender<Command>,
-    replies: Receiver<Reply>,
+/// The run the session is talking to: on a thread of this process (from the start), or a
+/// forked copy a checkpoint made.
+struct Runner {
+    link: SessionLink,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -203,10 +244,48 @@ struct RunHandle {
 pub struct Session {
     shared: Shared,
     breakpoints: Vec<u32>,
-    run: Option<RunHandle>,
+    /// `None` after a cancelled run: the next request first goes back to `stop`.
+    run: Option<Runner>,
     stop: Stop,
     /// Host calls in the recording.
     host_calls: u64,
+    checkpoints: Checkpoints,
+    cancel: Arc<CancelState>,
+}
+
+/// What a [`Canceller`] shares with its session.
+struct CancelState {
+    engine: Engine,
+    /// The forked run being waited for (0: the run on this process's thread).
+    pid: AtomicU32,
+    /// The session is waiting for a run.
+    busy: AtomicBool,
+    cancelled: AtomicBool,
+}
+
+/// Cancels what a session is doing from another thread: the request in progress returns
+/// [`SessionError::Cancelled`] and the session stays where it was.
+#[derive(Clone)]
+pub struct Canceller(Arc<CancelState>);
+
+impl std::fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Canceller").finish_non_exhaustive()
+    }
+}
+
+impl Canceller {
+    /// Stops the run the session is waiting for, if it is waiting.
+    pub fn cancel(&self) {
+        let state = &self.0;
+        state.cancelled.store(true, Ordering::SeqCst);
+        if state.busy.load(Ordering::SeqCst) {
+            match state.pid.load(Ordering::SeqCst) {
+                0 => state.engine.increment_epoch(),
+                pid => wtrace_runtime::process::kill(pid),
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -231,7 +310,12 @@ pub enum SessionError {
     /// The debug run stopped answering (it failed to start, or a bug).
     #[error("the debug run failed: {0}")]
     Run(String),
+    /// A [`Canceller`] cancelled the request; the session is where it was before it.
+    #[error("cancelled")]
+    Cancelled,
 }
+
+const START: Position = Position { seq: 0, steps: 0 };
 
 impl Session {
     /// Opens a debug replay of `trace`, stopped at the start.
@@ -272,15 +356,27 @@ impl Session {
         let module = compiled.module;
         let linker = crate::shims::link(&engine, &module, &run.imports).map_err(ReplayError::from)?;
         let host_calls = trace.kind_counts()[wtrace_traces::EventKind::HostCall.index()];
+        let overflow_depth = match trace.range(host_calls..).next() {
+            Some(Ok((_, wtrace_traces::Event::Trap(trap)))) if trap.code == TrapCode::StackOverflow => {
+                let frames = trap.frames.len();
+                Some(if frames >= wtrace_runtime::engine::BACKTRACE_FRAMES {
+                    RecordedDepth::AtLeast(frames)
+                } else {
+                    RecordedDepth::Exactly(frames)
+                })
+            }
+            _ => None,
+        };
         let shared = Shared {
             trace: trace.clone(),
             engine,
             module: Arc::new(module),
             linker: Arc::new(linker),
             info: Arc::new(info),
+            overflow_depth,
         };
         let start = Stop {
-            position: Position { seq: 0, steps: 0 },
+            position: START,
             exact: true,
             reason: StopReason::Start,
             frames: Vec::new(),
@@ -289,8 +385,25 @@ impl Session {
             hits: Vec::new(),
             changes: Vec::new(),
             writer_pc: None,
+            depth: 0,
+            recorded_depth: None,
+            checkpoints_taken: 0,
         };
-        let mut session = Session { shared, breakpoints: Vec::new(), run: None, stop: start, host_calls };
+        let cancel = Arc::new(CancelState {
+            engine: shared.engine.clone(),
+            pid: AtomicU32::new(0),
+            busy: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+        });
+        let mut session = Session {
+            shared,
+            breakpoints: Vec::new(),
+            run: None,
+            stop: start,
+            host_calls,
+            checkpoints: Checkpoints::new(options.checkpoints.clone()),
+            cancel,
+        };
         session.restart()?;
         Ok(session)
     }
@@ -320,59 +433,155 @@ impl Session {
         self.host_calls
     }
 
-    /// Starts the replay over, stopped at the start.
-    fn restart(&mut self) -> Result<(), SessionError> {
+    /// How many checkpoints wait, and the memory they hold.
+    pub fn checkpoint_stats(&self) -> CheckpointStats {
+        self.checkpoints.stats()
+    }
+
+    /// A handle that cancels the session's requests from another thread.
+    pub fn canceller(&self) -> Canceller {
+        Canceller(Arc::clone(&self.cancel))
+    }
+
+    /// The start of every request: forgets a cancel that came between requests, and goes back
+    /// to the stop when the last request was cancelled.
+    fn begin(&mut self) -> Result<(), SessionError> {
+        self.cancel.cancelled.store(false, Ordering::SeqCst);
+        if self.run.is_some() {
+            return Ok(());
+        }
+        let stop = self.stop.clone();
+        match stop.reason {
+            StopReason::Start => self.restart().map(drop),
+            _ if stop.exact => self.go(stop.position).map(drop),
+            _ => self.locate().map(drop),
+        }
+    }
+
+    fn check_cancelled(&self) -> Result<(), SessionError> {
+        if self.cancel.cancelled.load(Ordering::SeqCst) { Err(SessionError::Cancelled) } else { Ok(()) }
+    }
+
+    /// Where the checkpoints wait, in order.
+    pub fn checkpoints(&self) -> Vec<Position> {
+        self.checkpoints.before(Position { seq: u64::MAX, steps: u64::MAX }).into_iter().rev().collect()
+    }
+
+    fn ended(&self) -> bool {
+        matches!(self.stop.reason, StopReason::End(_) | StopReason::Diverged(_))
+    }
+
+    /// Starts the replay over on a thread of this process, stopped at the start.
+    fn restart(&mut self) -> Result<&Stop, SessionError> {
         self.close_run();
-        let (commands, to_run) = mpsc::channel();
-        let (from_run, replies) = mpsc::channel();
+        let (commands, to_run) = std::sync::mpsc::channel();
+        let (from_run, replies) = std::sync::mpsc::channel();
         let run = &self.shared.trace.header().run;
         let setup = RunSetup {
-            trace: self.shared.trace.clone(),
+            trace: self.shared.trace.detached(),
             engine: self.shared.engine.clone(),
             module: Arc::clone(&self.shared.module),
             linker: Arc::clone(&self.shared.linker),
-            info: Arc::clone(&self.shared.info),
             imports: run.imports.clone(),
             invoke: run.invoke.clone(),
             args: if run.invoke.is_some() { run.args.clone() } else { Vec::new() },
             breakpoints: self.breakpoints.clone(),
+            rendezvous: self.checkpoints.path(),
+            checkpoint_interval: self.checkpoints.interval(),
         };
         let thread = std::thread::Builder::new()
             .name("wtrace-debug".into())
             .stack_size(16 << 20)
-            .spawn(move || engine::run(&setup, to_run, &from_run))
+            .spawn(move || engine::run(&setup, Link::Thread { send: from_run, recv: to_run }))
             .map_err(|e| SessionError::Run(e.to_string()))?;
-        self.run = Some(RunHandle { commands, replies, thread: Some(thread) });
-        self.wait()?;
-        Ok(())
+        let link = Link::Thread { send: commands, recv: replies };
+        self.run = Some(Runner { link, thread: Some(thread) });
+        self.cancel.pid.store(0, Ordering::SeqCst);
+        self.wait()
     }
 
-    /// Ends the current run: its guest traps at the next epoch check and its thread ends.
+    /// Ends the current run. A thread's guest traps at the next epoch check and the thread
+    /// ends; a forked copy ends itself.
     fn close_run(&mut self) {
         if let Some(mut run) = self.run.take() {
-            drop(run.commands);
-            self.shared.engine.increment_epoch();
+            let _ = run.link.send(Command::Exit);
+            drop(run.link);
             if let Some(thread) = run.thread.take() {
+                self.shared.engine.increment_epoch();
                 let _ = thread.join();
             }
         }
     }
 
+    /// Runs to `goal` from the latest checkpoint at or before `from` (one in `hit_in`'s
+    /// stretch only at its boundary), or from the start.
+    fn run_from(&mut self, from: Position, hit_in: Option<u64>, goal: Goal) -> Result<&Stop, SessionError> {
+        self.check_cancelled()?;
+        if let Some(index) = self.checkpoints.best(from, hit_in) {
+            self.close_run();
+            let with_known = Goal { checkpoints_at: self.checkpoints.stretches(), ..goal.clone() };
+            match self.checkpoints.spawn(index, with_known, self.breakpoints.clone()) {
+                Ok((link, pid)) => {
+                    self.run = Some(Runner { link, thread: None });
+                    self.cancel.pid.store(pid, Ordering::SeqCst);
+                    return self.wait();
+                }
+                // That checkpoint is gone: from an earlier one, or the start.
+                Err(_) => return self.run_from(from, hit_in, goal),
+            }
+        }
+        self.restart()?;
+        if from == START && goal.position == Some(START) {
+            return Ok(&self.stop);
+        }
+        self.resume(goal)
+    }
+
     fn send(&mut self, command: Command) -> Result<(), SessionError> {
-        let run = self.run.as_ref().ok_or_else(|| SessionError::Run("no run".into()))?;
-        run.commands.send(command).map_err(|_| SessionError::Run("the debug run ended".into()))
+        let run = self.run.as_mut().ok_or_else(|| SessionError::Run("no run".into()))?;
+        run.link.send(command).map_err(|_| SessionError::Run("the debug run ended".into()))
     }
 
     fn reply(&mut self) -> Result<Reply, SessionError> {
-        let run = self.run.as_ref().ok_or_else(|| SessionError::Run("no run".into()))?;
-        run.replies.recv().map_err(|_| SessionError::Run("the debug run ended without answering".into()))
+        let run = self.run.as_mut().ok_or_else(|| SessionError::Run("no run".into()))?;
+        if let Ok(reply) = run.link.recv() {
+            return Ok(reply);
+        }
+        self.close_run();
+        if self.cancel.cancelled.load(Ordering::SeqCst) {
+            Err(SessionError::Cancelled)
+        } else {
+            Err(SessionError::Run("the debug run ended without answering".into()))
+        }
     }
 
-    /// Waits for the run to stop.
+    /// Waits for the run to stop, takes in the checkpoints it forked on the way, and names the
+    /// frames.
     fn wait(&mut self) -> Result<&Stop, SessionError> {
-        match self.reply()? {
+        self.cancel.busy.store(true, Ordering::SeqCst);
+        let reply = self.reply();
+        self.cancel.busy.store(false, Ordering::SeqCst);
+        match reply? {
+            // Only a cancel interrupts a debug run (it bumps the epoch).
+            Reply::Stopped(stop) if stop.reason == StopReason::Trap(TrapCode::Interrupt) => {
+                self.close_run();
+                Err(SessionError::Cancelled)
+            }
             Reply::Stopped(stop) => {
                 self.stop = *stop;
+                self.checkpoints.adopt(self.stop.checkpoints_taken);
+                let info = &self.shared.info;
+                for frame in &mut self.stop.frames {
+                    frame.name = info.raw_name(frame.func_index).map(wtrace_runtime::outcome::readable_name);
+                    frame.source = info.location(frame.pc);
+                }
+                if matches!(self.stop.reason, StopReason::Trap(TrapCode::StackOverflow)) {
+                    let depth = self.stop.depth;
+                    self.stop.recorded_depth = self
+                        .shared
+                        .overflow_depth
+                        .filter(|&recorded| recorded != RecordedDepth::Exactly(depth));
+                }
                 Ok(&self.stop)
             }
             Reply::Failed(error) => Err(SessionError::Run(error)),
@@ -380,27 +589,32 @@ impl Session {
         }
     }
 
-    fn resume(&mut self, goal: Goal) -> Result<&Stop, SessionError> {
-        if matches!(self.stop.reason, StopReason::End(_) | StopReason::Diverged(_)) {
+    fn resume(&mut self, mut goal: Goal) -> Result<&Stop, SessionError> {
+        self.check_cancelled()?;
+        if self.ended() {
             return Ok(&self.stop);
         }
+        goal.checkpoints_at = self.checkpoints.stretches();
         self.send(Command::Resume(goal))?;
         self.wait()
     }
 
     /// Runs on to the next breakpoint, trap or the end.
     pub fn continue_(&mut self) -> Result<&Stop, SessionError> {
+        self.begin()?;
         self.resume(Goal { breakpoints: true, ..Goal::default() })
     }
 
     /// One instruction, into calls.
     pub fn step(&mut self) -> Result<&Stop, SessionError> {
+        self.begin()?;
         self.counted()?;
         self.resume(Goal { step: Some(Depth::Any), ..Goal::default() })
     }
 
     /// One instruction, over calls (a breakpoint inside a call stops it too).
     pub fn step_over(&mut self) -> Result<&Stop, SessionError> {
+        self.begin()?;
         self.counted()?;
         let depth = self.stop.frames.len();
         self.resume(Goal { step: Some(Depth::AtMost(depth.max(1))), breakpoints: true, ..Goal::default() })
@@ -408,6 +622,7 @@ impl Session {
 
     /// To the instruction after the call of the current function (finish).
     pub fn step_out(&mut self) -> Result<&Stop, SessionError> {
+        self.begin()?;
         self.counted()?;
         let depth = self.stop.frames.len();
         self.resume(Goal { step: Some(Depth::Below(depth.max(1))), breakpoints: true, ..Goal::default() })
@@ -416,21 +631,23 @@ impl Session {
     /// Makes the stop's position exact before stepping from it, so that the steps after it are
     /// counted too (and can be gone back over).
     fn counted(&mut self) -> Result<(), SessionError> {
-        if !self.stop.exact && !matches!(self.stop.reason, StopReason::End(_) | StopReason::Diverged(_)) {
-            self.position()?;
+        if !self.stop.exact && !self.ended() {
+            self.locate()?;
         }
         Ok(())
     }
 
-    /// To the entry of host call `seq` (the end, past the last); from the start when `seq` is
-    /// behind.
+    /// To the entry of host call `seq` (the end, past the last); from a checkpoint or the
+    /// start when `seq` is behind.
     pub fn run_to(&mut self, seq: u64) -> Result<&Stop, SessionError> {
+        self.begin()?;
         let here = self.stop.position;
         let passed = seq < here.seq || (seq == here.seq && !matches!(self.stop.reason, StopReason::Start));
-        if passed || matches!(self.stop.reason, StopReason::End(_) | StopReason::Diverged(_)) {
-            self.restart()?;
+        let goal = Goal { host_call: Some(seq), ..Goal::default() };
+        if passed || self.ended() {
+            return self.run_from(Position { seq, steps: 0 }, None, goal);
         }
-        self.resume(Goal { host_call: Some(seq), ..Goal::default() })
+        self.resume(goal)
     }
 
     /// Replaces the breakpoints.
@@ -439,10 +656,16 @@ impl Session {
         for place in places {
             pcs.extend(self.resolve(place)?);
         }
+        self.set_breakpoint_pcs(pcs)
+    }
+
+    /// Replaces the breakpoints with these Wasm PCs.
+    pub fn set_breakpoint_pcs(&mut self, mut pcs: Vec<u32>) -> Result<(), SessionError> {
+        self.begin()?;
         pcs.sort_unstable();
         pcs.dedup();
         self.breakpoints.clone_from(&pcs);
-        if matches!(self.stop.reason, StopReason::End(_) | StopReason::Diverged(_)) {
+        if self.ended() {
             return Ok(());
         }
         self.send(Command::Breakpoints(pcs))?;
@@ -450,6 +673,11 @@ impl Session {
             Reply::Done => Ok(()),
             other => Err(SessionError::Run(format!("unexpected answer {other:?}"))),
         }
+    }
+
+    /// The breakpoints' Wasm PCs.
+    pub fn breakpoint_pcs(&self) -> &[u32] {
+        &self.breakpoints
     }
 
     /// The Wasm PCs a breakpoint place stands for.
@@ -477,8 +705,13 @@ impl Session {
         Ok(pcs)
     }
 
-    /// Bytes of linear memory 0 at the stop.
+    /// Bytes of linear memory 0 at the stop (`None` past its end).
     pub fn read_memory(&mut self, address: u64, len: u64) -> Result<Option<Vec<u8>>, SessionError> {
+        self.begin()?;
+        self.memory_at_stop(address, len)
+    }
+
+    fn memory_at_stop(&mut self, address: u64, len: u64) -> Result<Option<Vec<u8>>, SessionError> {
         self.send(Command::ReadMemory { address, len })?;
         match self.reply()? {
             Reply::Memory(bytes) => Ok(bytes),
@@ -488,6 +721,7 @@ impl Session {
 
     /// Every global's value at the stop.
     pub fn globals(&mut self) -> Result<Vec<Value>, SessionError> {
+        self.begin()?;
         self.send(Command::Globals)?;
         match self.reply()? {
             Reply::Globals(values) => Ok(values),
@@ -498,37 +732,49 @@ impl Session {
     // ---- going back ----
 
     /// The exact position of the stop: counts the steps since the last host call when the
-    /// stop was reached without counting them (one run from the start).
+    /// stop was reached without counting them (one run from the checkpoint before it).
     pub fn position(&mut self) -> Result<Position, SessionError> {
+        self.begin()?;
+        self.locate()
+    }
+
+    fn locate(&mut self) -> Result<Position, SessionError> {
         if self.stop.exact {
             return Ok(self.stop.position);
         }
         let seq = self.stop.position.seq;
-        let goal = match &self.stop.reason {
-            StopReason::Breakpoint { pc } => Goal {
-                hit: Some(Hit { seq, pc: *pc, occurrence: self.stop.occurrence, steps: None }),
-                ..Goal::default()
-            },
-            StopReason::HostCall { seq } => Goal {
-                host_call: Some(*seq),
-                position: Some(Position { seq: *seq, steps: u64::MAX }),
-                ..Goal::default()
-            },
+        let boundary = Position { seq, steps: 0 };
+        let (goal, hit_in) = match &self.stop.reason {
+            StopReason::Breakpoint { pc } => (
+                Goal {
+                    hit: Some(Hit { seq, pc: *pc, occurrence: self.stop.occurrence, steps: None }),
+                    ..Goal::default()
+                },
+                Some(seq),
+            ),
+            StopReason::HostCall { seq } => (
+                Goal {
+                    host_call: Some(*seq),
+                    position: Some(Position { seq: *seq, steps: u64::MAX }),
+                    ..Goal::default()
+                },
+                None,
+            ),
             // A trap, the end, a divergence: count until they happen again.
-            _ => Goal { position: Some(Position { seq, steps: u64::MAX }), ..Goal::default() },
+            _ => (Goal { position: Some(Position { seq, steps: u64::MAX }), ..Goal::default() }, None),
         };
-        self.restart()?;
-        self.resume(goal)?;
+        self.run_from(boundary, hit_in, goal)?;
         Ok(self.stop.position)
     }
 
-    /// Goes to `target`, running from the start.
+    /// Goes to `target` (from the checkpoint before it, or the start).
     pub fn goto(&mut self, target: Position) -> Result<&Stop, SessionError> {
-        self.restart()?;
-        if target == (Position { seq: 0, steps: 0 }) {
-            return Ok(&self.stop);
-        }
-        self.resume(Goal { position: Some(target), ..Goal::default() })
+        self.begin()?;
+        self.go(target)
+    }
+
+    fn go(&mut self, target: Position) -> Result<&Stop, SessionError> {
+        self.run_from(target, None, Goal { position: Some(target), ..Goal::default() })
     }
 
     /// The position before `here`: the previous step, or the call instruction of the host call
@@ -541,22 +787,26 @@ impl Session {
             return Ok(None);
         }
         // Count the steps to the entry of the host call that ends the previous stretch.
-        self.restart()?;
         let seq = here.seq - 1;
-        self.resume(Goal {
-            host_call: Some(seq),
-            position: Some(Position { seq, steps: u64::MAX }),
-            ..Goal::default()
-        })?;
+        self.run_from(
+            Position { seq, steps: 0 },
+            None,
+            Goal {
+                host_call: Some(seq),
+                position: Some(Position { seq, steps: u64::MAX }),
+                ..Goal::default()
+            },
+        )?;
         Ok(Some(self.stop.position))
     }
 
     /// One instruction back.
     pub fn step_back(&mut self) -> Result<&Stop, SessionError> {
-        let here = self.position()?;
+        self.begin()?;
+        let here = self.locate()?;
         match self.before(here)? {
-            Some(target) => self.goto(target),
-            None => self.goto(Position { seq: 0, steps: 0 }),
+            Some(target) => self.go(target),
+            None => self.go(START),
         }
     }
 
@@ -568,8 +818,8 @@ impl Session {
     ) -> Result<&Stop, SessionError> {
         let mut at = here;
         loop {
-            let Some(before) = self.before(at)? else { return self.goto(Position { seq: 0, steps: 0 }) };
-            let stop = self.goto(before)?;
+            let Some(before) = self.before(at)? else { return self.go(START) };
+            let stop = self.go(before)?;
             if keep(stop.frames.len()) {
                 return Ok(&self.stop);
             }
@@ -580,38 +830,47 @@ impl Session {
     /// Back over calls: to the previous instruction of this function (or its caller's, at
     /// its first).
     pub fn step_over_back(&mut self) -> Result<&Stop, SessionError> {
-        let here = self.position()?;
+        self.begin()?;
+        let here = self.locate()?;
         let depth = self.stop.frames.len();
         self.last_step_before(here, |d| d <= depth)
     }
 
     /// Back out of the current function: to the call that entered it (finish, backwards).
     pub fn step_out_back(&mut self) -> Result<&Stop, SessionError> {
-        let here = self.position()?;
+        self.begin()?;
+        let here = self.locate()?;
         let depth = self.stop.frames.len();
         self.last_step_before(here, |d| d < depth)
     }
 
-    /// Back to the previous breakpoint hit (to the start when there is none).
+    /// Back to the previous breakpoint hit (to the start when there is none): searches the
+    /// interval before the stop, then the checkpoint intervals before that, latest first.
     pub fn reverse_continue(&mut self) -> Result<&Stop, SessionError> {
-        let here = self.position()?;
-        self.restart()?;
-        let hits = if here == (Position { seq: 0, steps: 0 }) {
-            Vec::new()
-        } else {
-            self.resume(Goal { record_hits: true, position: Some(here), ..Goal::default() })?;
-            self.stop.hits.clone()
-        };
-        let last =
-            hits.into_iter().rev().find(|h| h.seq < here.seq || h.steps.is_some_and(|s| s < here.steps));
-        match last {
-            Some(Hit { seq, steps: Some(steps), .. }) => self.goto(Position { seq, steps }),
-            Some(hit) => {
-                self.restart()?;
-                self.resume(Goal { hit: Some(hit), ..Goal::default() })
+        self.begin()?;
+        let here = self.locate()?;
+        let mut end = here;
+        let mut starts = self.checkpoints.before(here);
+        starts.push(START);
+        for start in starts {
+            if end == START {
+                break;
             }
-            None => self.goto(Position { seq: 0, steps: 0 }),
+            self.run_from(start, None, Goal { record_hits: true, position: Some(end), ..Goal::default() })?;
+            let last = self.stop.hits.iter().rev().copied().find(|h| match h.steps {
+                Some(steps) => Position { seq: h.seq, steps } < end,
+                None => h.seq < end.seq,
+            });
+            match last {
+                Some(Hit { seq, steps: Some(steps), .. }) => return self.go(Position { seq, steps }),
+                Some(hit) => {
+                    let goal = Goal { hit: Some(hit), ..Goal::default() };
+                    return self.run_from(Position { seq: hit.seq, steps: 0 }, Some(hit.seq), goal);
+                }
+                None => end = start,
+            }
         }
+        self.go(START)
     }
 
     /// Watches `len` bytes at `address` of linear memory 0.
@@ -637,60 +896,76 @@ impl<'a> Watch<'a> {
     /// Runs on until the bytes change (stopping after the instruction or host call that changed
     /// them), or the run ends.
     pub fn continue_(self) -> Result<&'a Stop, SessionError> {
+        self.session.begin()?;
         let goal = Goal { watch: Some((self.address, self.len)), ..Goal::default() };
         self.session.resume(goal)
     }
 
     /// Goes back to the last instruction (or host call) before the stop that changed the bytes
-    /// — where did this value come from? — or to the start when nothing changed them.
+    /// — where did this value come from? — or to the start when nothing changed them. Changes
+    /// are looked for where the bytes differ from one checkpoint to the next, then from one
+    /// host call to the next, then instruction by instruction: bytes changed and changed back
+    /// again between two checkpoints (or host calls) after their last lasting change go unseen.
     pub fn reverse_continue(self) -> Result<&'a Stop, SessionError> {
         let session = self.session;
+        session.begin()?;
         let watched = Some((self.address, self.len));
-        let here = session.position()?;
-        // Where, stretch by stretch, did they change on the way here? Exactly, in the stretch of
-        // `here` itself, which is single-stepped.
-        session.restart()?;
-        let changes = if here == (Position { seq: 0, steps: 0 }) {
-            Vec::new()
-        } else {
-            session.resume(Goal { record_changes: watched, position: Some(here), ..Goal::default() })?;
-            session.stop.changes.clone()
-        };
-        match changes.into_iter().rev().find(|c| c.before(here)) {
-            Some(Change::At(position)) => session.goto(position),
-            Some(Change::Call(seq)) => {
-                session.restart()?;
-                session.resume(Goal {
+        let here = session.locate()?;
+        if here == START {
+            return Ok(&session.stop);
+        }
+        // The latest checkpoint where the bytes were not what they are now, and the one after
+        // it (or here), where they were: they last changed between the two. Only that interval
+        // is replayed, comparing the bytes at each host call and single-stepping the stretch
+        // of its end.
+        let now = session.memory_at_stop(self.address, self.len)?;
+        let (from, to) = session.checkpoints.last_difference(here, self.address, self.len, now.as_deref());
+        let from = from.unwrap_or(START);
+        session.run_from(
+            from,
+            None,
+            Goal { record_changes: watched, position: Some(to), ..Goal::default() },
+        )?;
+        let changes = session.stop.changes.clone();
+        match changes.into_iter().rev().find(|c| c.before(to)) {
+            Some(Change::At(position)) => session.go(position),
+            Some(Change::Call(seq)) => session.run_from(
+                Position { seq, steps: 0 },
+                None,
+                Goal {
                     host_call: Some(seq),
                     position: Some(Position { seq, steps: u64::MAX }),
                     ..Goal::default()
-                })
-            }
+                },
+            ),
             Some(Change::Stretch(seq)) => {
                 // Single-step that stretch, to its host call, to find the last change in it.
-                session.restart()?;
-                session.resume(Goal {
-                    record_changes: watched,
-                    host_call: Some(seq),
-                    position: Some(Position { seq, steps: u64::MAX }),
-                    ..Goal::default()
-                })?;
+                session.run_from(
+                    Position { seq, steps: 0 },
+                    None,
+                    Goal {
+                        record_changes: watched,
+                        host_call: Some(seq),
+                        position: Some(Position { seq, steps: u64::MAX }),
+                        ..Goal::default()
+                    },
+                )?;
                 let last = session.stop.changes.iter().rev().find_map(|c| match c {
                     Change::At(p) => Some(*p),
                     _ => None,
                 });
                 match last {
-                    Some(position) => session.goto(position),
+                    Some(position) => session.go(position),
                     None => Ok(&session.stop),
                 }
             }
-            None => session.goto(Position { seq: 0, steps: 0 }),
+            None => session.go(START),
         }
     }
 }
 
 /// Where watched bytes changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub(crate) enum Change {
     /// The instruction at this position changed them.
     At(Position),

@@ -19,6 +19,8 @@ pub struct Events {
     current: Option<(usize, Arc<LoadedFrame>)>,
     failed: bool,
     prefetch: Option<Prefetcher>,
+    /// Decompress the next frame on another thread.
+    prefetching: bool,
 }
 
 impl Iterator for Events {
@@ -39,7 +41,16 @@ impl Iterator for Events {
 impl Events {
     /// The events of `trace` from `next` up to (not including) `end`.
     pub(super) fn new(trace: Trace, next: u64, end: u64) -> Events {
-        Events { trace, next, end, current: None, failed: false, prefetch: None }
+        Events { trace, next, end, current: None, failed: false, prefetch: None, prefetching: true }
+    }
+
+    /// The same events, all decompressed on the reading thread: for a reader that may be
+    /// copied into a process of its own by `fork`, where no other thread would run.
+    #[must_use]
+    pub fn on_this_thread(mut self) -> Events {
+        self.prefetching = false;
+        self.prefetch = None;
+        self
     }
 
     /// Decodes the next event into `event` and returns its seq, like [`Iterator::next`] but
@@ -83,7 +94,7 @@ impl Events {
         if next >= trace.entries.len() || trace.entries[next].first_seq >= self.end {
             return Ok(());
         }
-        if self.prefetch.is_none() {
+        if self.prefetch.is_none() && self.prefetching {
             self.prefetch = Prefetcher::spawn();
         }
         let Some(prefetch) = self.prefetch.as_mut() else { return Ok(()) };

@@ -50,7 +50,7 @@ pub struct Trace(Arc<TraceData>);
 
 /// What an open trace knows: the header, the index and a one-frame cache.
 struct TraceData {
-    src: Box<dyn ReadAt>,
+    src: Arc<dyn ReadAt>,
     /// The file it was opened from, when it was: its module store is beside it.
     path: Option<std::path::PathBuf>,
     header: Header,
@@ -88,9 +88,17 @@ impl Trace {
         if meta.is_dir() {
             return Err(open_error(std::io::Error::other("it is a directory")));
         }
-        let mut data = TraceData::build(Box::new(container::FileSource { file, len: meta.len() }))?;
+        let mut data = TraceData::build(Arc::new(container::FileSource { file, len: meta.len() }))?;
         data.path = Some(path.to_path_buf());
         Ok(Trace(Arc::new(data)))
+    }
+
+    /// The same trace with caches (and their locks) of its own, for a reader that must never
+    /// wait on another thread's: a debug replay's checkpoints copy the process, and only the
+    /// replaying thread with them.
+    #[must_use]
+    pub fn detached(&self) -> Trace {
+        Trace(Arc::new(self.0.detached()))
     }
 
     /// Opens a trace held in memory.
@@ -100,11 +108,28 @@ impl Trace {
 
     /// Opens a trace from any random-access source.
     pub fn from_source(src: Box<dyn ReadAt>) -> Result<Trace> {
-        TraceData::build(src).map(|data| Trace(Arc::new(data)))
+        TraceData::build(Arc::from(src)).map(|data| Trace(Arc::new(data)))
     }
 }
 
 impl TraceData {
+    /// A copy that shares the source but none of the caches.
+    fn detached(&self) -> TraceData {
+        TraceData {
+            src: Arc::clone(&self.src),
+            path: self.path.clone(),
+            header: self.header.clone(),
+            header_len: self.header_len,
+            modules: self.modules.clone(),
+            entries: self.entries.clone(),
+            frames_before_tail: self.frames_before_tail.clone(),
+            data_end: self.data_end,
+            completeness: self.completeness.clone(),
+            events: self.events,
+            cache: Mutex::new(None),
+        }
+    }
+
     fn newer_minor(&self) -> bool {
         self.header.format.minor > crate::FORMAT_MINOR
     }

@@ -13,7 +13,7 @@ use crate::header::Header;
 use super::{Completeness, TraceData};
 
 impl TraceData {
-    pub(super) fn build(src: Box<dyn ReadAt>) -> Result<TraceData> {
+    pub(super) fn build(src: std::sync::Arc<dyn ReadAt>) -> Result<TraceData> {
         let (header, header_len) = read_header(src.as_ref())?;
         let module_count = header.run.modules.len();
         let mut trace = TraceData {
