@@ -2,6 +2,7 @@
 //! defines its arguments; flags several subcommands take are defined once, in `flags`.
 
 mod completions;
+mod debug;
 mod dump;
 mod exit;
 mod flags;

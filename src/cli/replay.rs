@@ -40,10 +40,57 @@ pub(crate) struct ReplayArgs {
     allow_modified_module: bool,
     #[command(flatten)]
     compile: CompileFlags,
+    /// Debug replay: stop at each --break and print the frames there, then at the trap or the
+    /// end; or run the --ex commands. Positions print as HOSTCALLS+STEPS (host calls
+    /// completed, then instructions since; `+?` when not yet counted).
+    #[arg(
+        long,
+        help_heading = "Debug replay",
+        conflicts_with_all = ["expect_trap", "expect_exit", "expect_stdout", "allow_modified_module"]
+    )]
+    debug: bool,
+    #[command(flatten)]
+    script: DebugArgs,
+}
+
+/// What `--debug` does.
+#[derive(Debug, clap::Args)]
+struct DebugArgs {
+    /// A breakpoint: a function's name or index, a Wasm PC (`0x1a3`), or `FILE:LINE`.
+    #[arg(
+        long = "break",
+        short = 'b',
+        value_name = "PLACE",
+        requires = "debug",
+        help_heading = "Debug replay"
+    )]
+    breaks: Vec<String>,
+    /// Print each frame's locals and operand stack with its types.
+    #[arg(long, requires = "debug", help_heading = "Debug replay")]
+    print_locals: bool,
+    /// Run this command (repeatable, in order) instead of continuing from stop to stop.
+    #[arg(
+        long = "ex",
+        short = 'x',
+        value_name = "COMMAND",
+        requires = "debug",
+        help_heading = "Debug replay",
+        long_help = format!("Run this command (repeatable, in order) instead of continuing from stop to stop: {}", super::debug::COMMANDS)
+    )]
+    commands: Vec<String>,
+    /// Print each stop as one line of JSON.
+    #[arg(long, requires = "debug", help_heading = "Debug replay")]
+    json: bool,
+    /// Without --ex: stop after this many stops.
+    #[arg(long, value_name = "N", requires = "debug", help_heading = "Debug replay")]
+    max_stops: Option<u64>,
 }
 
 /// Runs `wtrace replay`; returns the process exit status.
 pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
+    if args.debug {
+        return debug(args);
+    }
     let expect_trap = args
         .expect_trap
         .as_deref()
@@ -65,19 +112,7 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
             })
         })
         .transpose()?;
-    let module = args
-        .module
-        .as_ref()
-        .map(|path| {
-            std::fs::read(path).map_err(|e| {
-                CliError::new(
-                    exit_codes::INPUT_MISSING,
-                    format!("cannot read module {}: {e}", path.display()),
-                    None,
-                )
-            })
-        })
-        .transpose()?;
+    let module = read_module(args.module.as_deref())?;
     let trace_path = super::trace_dir::resolve(&args.trace)?;
     let trace = open_trace(&trace_path)?;
     let sink = |stream: Box<dyn std::io::Write + Send>| match (args.quiet, expected_stdout.is_some()) {
@@ -144,6 +179,39 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
     Ok(replay.end.exit_status())
 }
 
+/// `wtrace replay --debug`.
+fn debug(args: &ReplayArgs) -> Result<i32, CliError> {
+    let module = read_module(args.module.as_deref())?;
+    let trace_path = super::trace_dir::resolve(&args.trace)?;
+    let trace = open_trace(&trace_path)?;
+    let options = replayer::debug::SessionOptions {
+        module,
+        compile: args.compile.options(args.quiet),
+        ..Default::default()
+    };
+    let script = super::debug::Script {
+        breaks: &args.script.breaks,
+        commands: &args.script.commands,
+        print_locals: args.script.print_locals,
+        json: args.script.json,
+        max_stops: args.script.max_stops,
+    };
+    super::debug::run(&trace, &trace_path.display().to_string(), &options, &script)
+}
+
+fn read_module(path: Option<&Path>) -> Result<Option<Vec<u8>>, CliError> {
+    path.map(|path| {
+        std::fs::read(path).map_err(|e| {
+            CliError::new(
+                exit_codes::INPUT_MISSING,
+                format!("cannot read module {}: {e}", path.display()),
+                None,
+            )
+        })
+    })
+    .transpose()
+}
+
 /// The `--expect-*` checks that failed, one sentence each.
 fn failed_expectations(
     args: &ReplayArgs,
@@ -205,7 +273,7 @@ fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
     a.iter().zip(b).position(|(x, y)| x != y).or_else(|| (a.len() != b.len()).then(|| a.len().min(b.len())))
 }
 
-fn replay_error(error: &ReplayError, trace: &Path, module: &str) -> CliError {
+pub(crate) fn replay_error(error: &ReplayError, trace: &Path, module: &str) -> CliError {
     match error {
         ReplayError::Trace(e) => CliError::from_trace(e, trace),
         ReplayError::WasmtimeVersion { .. } | ReplayError::Settings(_) => CliError::new(

@@ -11,7 +11,7 @@ use wtrace::replayer::debug::{
 };
 use wtrace::traces::{TrapCode, Value};
 
-use crate::common::{fixture, guest};
+use crate::common::{fixture, guest, text, wtrace};
 
 /// `_start` exits with `sum(4)`: `square(i)` for `i` in `0..4`, added up and stored at 100.
 const SUM: &str = r#"(module
@@ -154,15 +154,25 @@ fn watchpoints_find_the_store_both_ways() {
     assert_eq!(i32s(&session.frames()[0].stack).last(), Some(&5), "the store before it");
 }
 
-#[test]
-fn a_reverse_watch_on_the_bundled_example_finds_the_read_that_stored_the_bad_offset() {
-    let dir = tempfile::tempdir().unwrap();
+/// Records the bundled example (which traps), and says which host call read its file.
+fn record_example(dir: &Path) -> (PathBuf, u64) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = dir.path().join("example.zst");
+    let path = dir.join("example.zst");
     let options = wtrace::RecordOptions::from_file(root.join("examples/header_parser.wat"))
         .unwrap()
         .dir(root.join("examples/data"), "/data");
     wtrace::record(&options, &path).unwrap();
+    let trace = Trace::open(&path).unwrap();
+    let read = (0..trace.len())
+        .find(|&seq| matches!(trace.event(seq).unwrap(), wtrace::Event::HostCall(c) if trace.header().run.imports[c.import.0 as usize].name == "fd_read"))
+        .unwrap();
+    (path, read)
+}
+
+#[test]
+fn a_reverse_watch_on_the_bundled_example_finds_the_read_that_stored_the_bad_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, read) = record_example(dir.path());
     let trace = Trace::open(&path).unwrap();
     let mut session = Session::open(&trace, &SessionOptions::default()).unwrap();
     let stop = session.continue_().unwrap();
@@ -174,11 +184,9 @@ fn a_reverse_watch_on_the_bundled_example_finds_the_read_that_stored_the_bad_off
     let frame = &session.frames()[0];
     assert_eq!(frame.name.as_deref(), Some("parse_header"));
     assert_eq!(i32s(&frame.locals), vec![1024], "the header's address");
+    assert_eq!(i32s(&frame.stack), vec![0x10_0400], "the faulting load's address operand");
     // The offset at header + 4: who stored it? The fd_read that read the file.
     session.watch(1028, 4).reverse_continue().unwrap();
-    let read = (0..trace.len())
-        .find(|&seq| matches!(trace.event(seq).unwrap(), wtrace::Event::HostCall(c) if trace.header().run.imports[c.import.0 as usize].name == "fd_read"))
-        .unwrap();
     assert_eq!(session.stop().reason, StopReason::HostCall { seq: read });
     assert_eq!(session.read_memory(1028, 4).unwrap().unwrap(), vec![0, 0, 0, 0], "before the read");
     session.step_over().unwrap();
@@ -352,4 +360,59 @@ fn a_stack_overflow_says_when_the_replay_overflows_at_another_depth() {
     assert_eq!(stop.recorded_depth, Some(RecordedDepth::AtLeast(recorded)));
     assert!(stop.depth > 1000, "an unbounded recursion overflows deep: {}", stop.depth);
     assert_eq!(stop.frames.len(), 512, "the innermost 512 are shown");
+}
+
+#[test]
+fn replay_debug_prints_each_stop_with_its_locals() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = record_example(dir.path());
+    let out =
+        wtrace(&["replay", "--debug", path.to_str().unwrap(), "--break", "parse_header", "--print-locals"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let stops: Vec<&str> = stdout.lines().filter(|l| l.starts_with("stop ")).collect();
+    assert_eq!(stops.len(), 2, "{stdout}");
+    assert!(stops[0].contains("breakpoint at") && stops[1].contains("trap memory-out-of-bounds"), "{stdout}");
+    let at_trap = stdout.split("stop 2").nth(1).unwrap();
+    assert!(at_trap.contains("header_parser.wat!parse_header"), "{stdout}");
+    assert!(at_trap.contains("locals: [i32 1024]"), "{stdout}");
+    assert!(at_trap.contains("stack:  [i32 1049600]"), "the faulting load's operand: {stdout}");
+}
+
+#[test]
+fn replay_debug_runs_a_script_of_commands_and_prints_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, read) = record_example(dir.path());
+    let script = ["continue", "reverse-watch 1028:4", "x 1028", "next", "x 0x404", "reverse-step", "globals"];
+    let mut args = vec!["replay", "--debug", path.to_str().unwrap(), "--json"];
+    for command in &script {
+        args.extend(["--ex", command]);
+    }
+    let out = wtrace(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), script.len(), "one line per command: {lines:?}");
+    assert_eq!(lines[0]["reason"]["code"], "memory-out-of-bounds");
+    assert_eq!(lines[1]["reason"]["kind"], "host_call");
+    assert_eq!(lines[1]["reason"]["seq"], read, "the fd_read that stored the bad offset");
+    assert_eq!(lines[2]["bytes"], "00 00 00 00", "before the read");
+    assert_eq!(lines[4]["bytes"], "00 00 10 00", "after it");
+    assert_eq!(lines[5]["position"], lines[1]["position"], "a step back undoes the step");
+    assert!(lines[6]["globals"].is_array());
+}
+
+#[test]
+fn replay_debug_refuses_an_unknown_command_or_place_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = record_example(dir.path());
+    for args in [["--ex", "jump 3"], ["--break", "no_such_function"]] {
+        let mut all = vec!["replay", "--debug", path.to_str().unwrap()];
+        all.extend(args);
+        let out = wtrace(&all);
+        assert_eq!(out.status.code(), Some(wtrace::exit_codes::USAGE), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+    }
 }

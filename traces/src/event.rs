@@ -104,6 +104,21 @@ pub enum Value {
     },
 }
 
+impl Value {
+    /// The Wasm type's name: `i32`, `f64`, `funcref`, ...
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::I32(_) => "i32",
+            Value::I64(_) => "i64",
+            Value::F32(_) => "f32",
+            Value::F64(_) => "f64",
+            Value::V128(_) => "v128",
+            Value::FuncRef { .. } => "funcref",
+            Value::ExternRef { .. } => "externref",
+        }
+    }
+}
+
 /// One call of an import.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct HostCall {

@@ -63,6 +63,9 @@ pub(crate) struct Goal {
     pub record_hits: bool,
     /// Record the position of every change of these bytes (for a reverse watch).
     pub record_changes: Option<(u64, u64)>,
+    /// Keep each step's operand stack, for a trap's faulting frame (Wasmtime keeps none at a
+    /// trap): the stack before the faulting instruction is its operands.
+    pub keep_stack: bool,
     /// The stretches (host calls completed) that have a checkpoint already: passing one counts
     /// as taking it.
     pub checkpoints_at: Vec<u64>,
@@ -113,6 +116,8 @@ pub(crate) struct Control {
     watched: Option<Vec<u8>>,
     /// The PC of the previous step, for naming the instruction that changed watched bytes.
     last_pc: Option<u32>,
+    /// The innermost operand stack at the last step, for `Goal::keep_stack`.
+    last_stack: Option<(u32, Vec<Value>)>,
     checkpoints: CheckpointPlan,
     /// Time spent running the guest up to the last pause, and when the run last resumed.
     run_time: Duration,
@@ -229,6 +234,7 @@ fn new_store(setup: &RunSetup, link: RunLink) -> Store<ReplayState> {
         recorded_changes: Vec::new(),
         watched: None,
         last_pc: None,
+        last_stack: None,
         checkpoints: CheckpointPlan::new(setup.rendezvous.clone(), setup.checkpoint_interval),
         run_time: Duration::ZERO,
         resumed_at: Instant::now(),
@@ -485,7 +491,14 @@ fn receive(link: &mut RunLink, copy_of: Option<u32>) -> Option<Command> {
 /// Pauses: tells the session where, then answers its questions until it says how to go on.
 fn pause(store: &mut StoreContextMut<'_, ReplayState>, reason: StopReason) {
     let (position, exact) = position(store);
-    let frames = frames(store);
+    let mut frames = frames(store);
+    if let (StopReason::Trap(_), Some(innermost)) = (&reason, frames.first_mut())
+        && innermost.stack.is_empty()
+        && let Some((pc, stack)) = control(store).last_stack.take()
+        && pc == innermost.pc
+    {
+        innermost.stack = stack;
+    }
     let stack_depth = if frames.len() < MAX_FRAMES { frames.len() } else { depth(store) };
     let pc = frames.first().map(|f| f.pc);
     let occurrence = pc.map_or(0, |pc| control(store).hits.get(&pc).copied().unwrap_or(0));
@@ -772,21 +785,27 @@ fn on_step(store: &mut StoreContextMut<'_, ReplayState>) {
     };
     let here = Position { seq, steps: control.steps };
     let counting = control.counting;
-    let goal = control.goal.clone();
+    // The goal's fields this needs (the goal itself holds a list, not to be copied per step).
+    let Goal { watch, record_changes, record_hits, position, hit, step, breakpoints, keep_stack, .. } =
+        control.goal;
     let previous_pc = control.last_pc.replace(pc);
-    if is_breakpoint && goal.record_hits {
+    if is_breakpoint && record_hits {
         control.recorded_hits.push(Hit { seq, pc, occurrence, steps: counting.then_some(here.steps) });
     }
-    if let Some((address, len)) = goal.watch.or(goal.record_changes) {
+    if keep_stack {
+        let stack = innermost_stack(store);
+        control_of(store).last_stack = Some((pc, stack));
+    }
+    if let Some((address, len)) = watch.or(record_changes) {
         let now = read_memory(store, address, len);
         if now != control_of(store).watched {
             let old = std::mem::replace(&mut control_of(store).watched, now.clone());
             // The instruction before this one changed them.
             let changed_at = Position { seq, steps: here.steps.saturating_sub(1) };
-            if goal.record_changes.is_some() {
+            if record_changes.is_some() {
                 control_of(store).recorded_changes.push(Change::At(changed_at));
             }
-            if goal.watch.is_some() {
+            if watch.is_some() {
                 control_of(store).last_pc = previous_pc;
                 pause(
                     store,
@@ -802,9 +821,9 @@ fn on_step(store: &mut StoreContextMut<'_, ReplayState>) {
             }
         }
     }
-    let reached = goal.position.is_some_and(|p| counting && p == here)
-        || goal.hit.is_some_and(|h| counting && h.seq == seq && h.pc == pc && h.occurrence == occurrence);
-    let stepped = match goal.step {
+    let reached = position.is_some_and(|p| counting && p == here)
+        || hit.is_some_and(|h| counting && h.seq == seq && h.pc == pc && h.occurrence == occurrence);
+    let stepped = match step {
         Some(Depth::Any) => true,
         Some(Depth::AtMost(d)) => depth(store) <= d,
         Some(Depth::Below(d)) => depth(store) < d,
@@ -812,9 +831,16 @@ fn on_step(store: &mut StoreContextMut<'_, ReplayState>) {
     };
     if reached || stepped {
         pause(store, StopReason::Step);
-    } else if is_breakpoint && goal.breakpoints {
+    } else if is_breakpoint && breakpoints {
         pause(store, StopReason::Breakpoint { pc });
     }
+}
+
+/// The innermost frame's operand stack.
+fn innermost_stack(store: &mut StoreContextMut<'_, ReplayState>) -> Vec<Value> {
+    let Some(frame) = store.debug_exit_frames().next() else { return Vec::new() };
+    let count = frame.num_stacks(&mut *store).unwrap_or(0);
+    (0..count).filter_map(|i| frame.stack(&mut *store, i).ok()).map(|v| value_of(&v)).collect()
 }
 
 fn control_of<'a>(store: &'a mut StoreContextMut<'_, ReplayState>) -> &'a mut Control {

@@ -49,6 +49,13 @@ pub struct Position {
     pub steps: u64,
 }
 
+impl std::fmt::Display for Position {
+    /// `12+3`: host calls completed, then instructions since.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}+{}", self.seq, self.steps)
+    }
+}
+
 /// A breakpoint's hit: the `occurrence`-th arrival at `pc` since host call `seq`'s boundary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
 pub struct Hit {
@@ -96,6 +103,34 @@ pub enum StopReason {
     End(RunEnd),
     /// The replay left the recording.
     Diverged(String),
+}
+
+impl std::fmt::Display for StopReason {
+    /// One line: `breakpoint at 0x1a3`, `trap: memory out of bounds`, `watched bytes changed
+    /// by host call 7: 00 00 00 00 -> 00 00 10 00`, ...
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+        match self {
+            StopReason::Start => f.write_str("at the start"),
+            StopReason::Step => f.write_str("step"),
+            StopReason::Breakpoint { pc } => write!(f, "breakpoint at {pc:#x}"),
+            StopReason::HostCall { seq } => write!(f, "about to make host call {seq}"),
+            StopReason::Trap(code) => write!(f, "trap {} (before unwinding)", code.name()),
+            StopReason::Watch { address, old, new, by_host_call } => {
+                let by = by_host_call
+                    .map_or_else(|| "an instruction".to_owned(), |seq| format!("host call {seq}"));
+                write!(
+                    f,
+                    "{} watched bytes at {address:#x} changed by {by}: {} -> {}",
+                    old.len(),
+                    hex(old),
+                    hex(new)
+                )
+            }
+            StopReason::End(end) => write!(f, "the run ended: {}", end.describe()),
+            StopReason::Diverged(why) => write!(f, "the replay left the recording: {why}"),
+        }
+    }
 }
 
 /// A frame at a stop.
@@ -596,7 +631,16 @@ impl Session {
         }
         goal.checkpoints_at = self.checkpoints.stretches();
         self.send(Command::Resume(goal))?;
-        self.wait()
+        self.wait()?;
+        // Wasmtime keeps no operand stack at a trap: count the way there again, keeping the
+        // stack before each instruction, for the faulting one's operands.
+        if matches!(self.stop.reason, StopReason::Trap(_))
+            && !self.stop.exact
+            && self.stop.frames.first().is_some_and(|f| f.stack.is_empty())
+        {
+            self.locate()?;
+        }
+        Ok(&self.stop)
     }
 
     /// Runs on to the next breakpoint, trap or the end.
@@ -760,8 +804,16 @@ impl Session {
                 },
                 None,
             ),
-            // A trap, the end, a divergence: count until they happen again.
-            _ => (Goal { position: Some(Position { seq, steps: u64::MAX }), ..Goal::default() }, None),
+            // A trap (keeping the operands of the faulting instruction), the end, a divergence:
+            // count until they happen again.
+            reason => (
+                Goal {
+                    position: Some(Position { seq, steps: u64::MAX }),
+                    keep_stack: matches!(reason, StopReason::Trap(_)),
+                    ..Goal::default()
+                },
+                None,
+            ),
         };
         self.run_from(boundary, hit_in, goal)?;
         Ok(self.stop.position)
@@ -778,9 +830,10 @@ impl Session {
     }
 
     /// The position before `here`: the previous step, or the call instruction of the host call
-    /// before the boundary `here` is at.
+    /// before the stretch `here` is in (the boundary just after a host call returned is no
+    /// instruction of its own: stepping forward never stops there).
     fn before(&mut self, here: Position) -> Result<Option<Position>, SessionError> {
-        if here.steps > 0 {
+        if here.steps > 1 || (here.steps == 1 && here.seq == 0) {
             return Ok(Some(Position { seq: here.seq, steps: here.steps - 1 }));
         }
         if here.seq == 0 {
