@@ -35,6 +35,8 @@ pub struct ModuleInfo {
     imported: u32,
     /// Names from the name section, by module function index.
     names: HashMap<u32, String>,
+    /// Local names from the name section, by module function index and local index.
+    local_names: HashMap<(u32, u32), String>,
     /// Each defined function's body (locals and code), as a byte range of the module.
     bodies: Vec<Range<usize>>,
     /// Each defined function's first instruction.
@@ -70,6 +72,7 @@ impl ModuleInfo {
             bytes: Arc::clone(&bytes),
             imported: 0,
             names: HashMap::new(),
+            local_names: HashMap::new(),
             bodies: Vec::new(),
             first_ops: Vec::new(),
             context_sections: Vec::new(),
@@ -100,10 +103,21 @@ impl ModuleInfo {
                     if let KnownCustom::Name(names) = custom.as_known() {
                         info.name_section = Some(section_range(&bytes, custom.range().start, custom.range()));
                         for name in names.into_iter().flatten() {
-                            if let Name::Function(map) = name {
-                                for naming in map.into_iter().flatten() {
-                                    info.names.insert(naming.index, naming.name.to_owned());
+                            match name {
+                                Name::Function(map) => {
+                                    for naming in map.into_iter().flatten() {
+                                        info.names.insert(naming.index, naming.name.to_owned());
+                                    }
                                 }
+                                Name::Local(map) => {
+                                    for function in map.into_iter().flatten() {
+                                        for local in function.names.into_iter().flatten() {
+                                            let key = (function.index, local.index);
+                                            info.local_names.insert(key, local.name.to_owned());
+                                        }
+                                    }
+                                }
+                                _ => {}
                             }
                         }
                     } else if custom.name().starts_with(".debug_") {
@@ -128,6 +142,32 @@ impl ModuleInfo {
     /// The raw name of function `index` (module function index), from the name section.
     pub fn raw_name(&self, index: u32) -> Option<&str> {
         self.names.get(&index).map(String::as_str)
+    }
+
+    /// The instruction just before the one at `pc`, in the function that holds it: for a
+    /// caller's frame, whose PC is where its call returns to, the call itself (as Wasmtime's
+    /// backtraces show caller frames).
+    pub fn instruction_before(&self, pc: u32) -> Option<u32> {
+        let index = self.function_at(pc)?.checked_sub(self.imported)?;
+        let range = self.bodies.get(index as usize)?.clone();
+        let reader = wasmtime::wasmparser::BinaryReader::new(&self.bytes[range.clone()], range.start as _);
+        let mut operators = wasmtime::wasmparser::FunctionBody::new(reader).get_operators_reader().ok()?;
+        let mut previous = None;
+        while !operators.eof() {
+            let offset = u32::try_from(operators.original_position()).ok()?;
+            if offset >= pc {
+                return previous.filter(|_| offset == pc);
+            }
+            previous = Some(offset);
+            operators.read().ok()?;
+        }
+        None
+    }
+
+    /// The name of local `local` of function `func` (module function index), from the name
+    /// section: what WAT called it (`$header`), or a compiler's name for it.
+    pub fn local_name(&self, func: u32, local: u32) -> Option<&str> {
+        self.local_names.get(&(func, local)).map(String::as_str)
     }
 
     /// The name of function `index` as people read it: demangled, or `<wasm function N>`.

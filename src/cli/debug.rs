@@ -342,6 +342,10 @@ impl Printer {
                 "kind": "watch", "address": address, "old": hex(old), "new": hex(new),
                 "by_host_call": by_host_call, "writer_pc": stop.writer_pc,
             }),
+            StopReason::LastChange { address, old, new, by_host_call } => json!({
+                "kind": "last_change", "address": address, "old": hex(old), "new": hex(new),
+                "by_host_call": by_host_call, "writer_pc": stop.writer_pc,
+            }),
             StopReason::End(end) => {
                 json!({"kind": "end", "describe": end.describe(), "status": end.exit_status()})
             }

@@ -114,6 +114,7 @@ fn reverse_continue_stops_at_the_previous_breakpoint_hit() {
     session.step_over().unwrap();
     session.reverse_continue().unwrap();
     assert_eq!(i32s(&session.frames()[0].locals)[0], 2, "back at square(2)");
+    assert!(matches!(session.stop().reason, StopReason::Breakpoint { .. }), "{:?}", session.stop().reason);
     session.reverse_continue().unwrap();
     assert_eq!(i32s(&session.frames()[0].locals)[0], 1, "back at square(1)");
     session.reverse_continue().unwrap();
@@ -148,6 +149,16 @@ fn watchpoints_find_the_store_both_ways() {
     assert!(matches!(session.stop().reason, StopReason::End(_)));
     session.watch(100, 4).reverse_continue().unwrap();
     assert_eq!(session.stop().pc, Some(store_pc), "at the store of the last value");
+    assert_eq!(
+        session.stop().reason,
+        StopReason::LastChange {
+            address: 100,
+            old: vec![5, 0, 0, 0],
+            new: vec![14, 0, 0, 0],
+            by_host_call: None
+        }
+    );
+    assert_eq!(session.stop().writer_pc, Some(store_pc));
     assert_eq!(i32s(&session.frames()[0].stack).last(), Some(&14), "about to store 14");
     assert_eq!(session.read_memory(100, 4).unwrap().unwrap(), vec![5, 0, 0, 0], "before it runs");
     session.watch(100, 4).reverse_continue().unwrap();
@@ -187,7 +198,15 @@ fn a_reverse_watch_on_the_bundled_example_finds_the_read_that_stored_the_bad_off
     assert_eq!(i32s(&frame.stack), vec![0x10_0400], "the faulting load's address operand");
     // The offset at header + 4: who stored it? The fd_read that read the file.
     session.watch(1028, 4).reverse_continue().unwrap();
-    assert_eq!(session.stop().reason, StopReason::HostCall { seq: read });
+    assert_eq!(
+        session.stop().reason,
+        StopReason::LastChange {
+            address: 1028,
+            old: vec![0; 4],
+            new: vec![0, 0, 0x10, 0],
+            by_host_call: Some(read)
+        }
+    );
     assert_eq!(session.read_memory(1028, 4).unwrap().unwrap(), vec![0, 0, 0, 0], "before the read");
     session.step_over().unwrap();
     assert_eq!(session.read_memory(1028, 4).unwrap().unwrap(), vec![0, 0, 0x10, 0], "after it");
@@ -394,8 +413,12 @@ fn replay_debug_runs_a_script_of_commands_and_prints_json() {
         text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
     assert_eq!(lines.len(), script.len(), "one line per command: {lines:?}");
     assert_eq!(lines[0]["reason"]["code"], "memory-out-of-bounds");
-    assert_eq!(lines[1]["reason"]["kind"], "host_call");
-    assert_eq!(lines[1]["reason"]["seq"], read, "the fd_read that stored the bad offset");
+    assert_eq!(lines[1]["reason"]["kind"], "last_change");
+    assert_eq!(lines[1]["reason"]["by_host_call"], read, "the fd_read that stored the bad offset");
+    assert_eq!(
+        (&lines[1]["reason"]["old"], &lines[1]["reason"]["new"]),
+        (&"00 00 00 00".into(), &"00 00 10 00".into())
+    );
     assert_eq!(lines[2]["bytes"], "00 00 00 00", "before the read");
     assert_eq!(lines[4]["bytes"], "00 00 10 00", "after it");
     assert_eq!(lines[5]["position"], lines[1]["position"], "a step back undoes the step");
@@ -415,4 +438,54 @@ fn replay_debug_refuses_an_unknown_command_or_place_in_one_line() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
         assert!(stderr.starts_with("error: "), "{stderr}");
     }
+}
+
+/// Two long loops with no host call in them, around a clock call: stretches that take long to
+/// single-step through.
+const LONG_STRETCHES: &str = r#"(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func $spin (local $i i32)
+    (loop $l
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 20000000)))))
+  (func (export "_start")
+    (drop (call $clock (i32.const 0) (i64.const 1) (i32.const 200)))
+    (call $spin)
+    (drop (call $clock (i32.const 0) (i64.const 1) (i32.const 200)))
+    (call $spin)))"#;
+
+#[test]
+fn a_canceller_stops_a_long_request_and_the_session_stays_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut session = open(&record_wat(dir.path(), "long", LONG_STRETCHES));
+    let cancel_soon = |session: &Session| {
+        let canceller = session.canceller();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            canceller.cancel();
+        })
+    };
+    // Single-stepping 50 million instructions takes far longer than the cancel takes to come:
+    // first on the run in this process, from the start,
+    let here = session.run_to(1).unwrap().position;
+    let canceller = cancel_soon(&session);
+    let far = Position { seq: 1, steps: 50_000_000 };
+    assert!(matches!(session.goto(far), Err(wtrace::replayer::debug::SessionError::Cancelled)));
+    canceller.join().unwrap();
+    assert_eq!(session.stop().position, here, "still at the stop before");
+    // then on a run a checkpoint forked (the end is reached from the start, past them).
+    let end = session.continue_().unwrap().position;
+    assert!(matches!(session.stop().reason, StopReason::End(_)));
+    assert!(!session.checkpoints().is_empty(), "the long stretches leave checkpoints");
+    let canceller = cancel_soon(&session);
+    assert!(matches!(
+        session.goto(Position { seq: 2, steps: 50_000_000 }),
+        Err(wtrace::replayer::debug::SessionError::Cancelled)
+    ));
+    canceller.join().unwrap();
+    assert_eq!(session.stop().position, end);
+    // The session goes on from there.
+    let stop = session.run_to(1).unwrap();
+    assert_eq!(stop.reason, StopReason::HostCall { seq: 1 });
 }

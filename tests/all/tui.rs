@@ -8,7 +8,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use wtrace::Trace;
-use wtrace::tui::{App, Jobs, Mode, Msg, Pane, Request, Theme};
+use wtrace::tui::{App, Debugger, Jobs, Mode, Msg, Pane, Request, Theme};
 
 use crate::common::{fixture, guest, sample_events, write_trace};
 
@@ -16,24 +16,30 @@ use crate::common::{fixture, guest, sample_events, write_trace};
 struct Driver {
     app: App,
     jobs: Jobs,
+    debugger: Debugger,
 }
 
 impl Driver {
     fn new(path: &Path, size: (u16, u16)) -> Driver {
         let trace = Trace::open(path).unwrap();
         let jobs = Jobs::new(trace.clone(), std::sync::Arc::default());
+        let debugger = Debugger::new(trace.clone());
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let (app, requests) = App::new(trace, name, size, Theme { color: false });
-        let mut driver = Driver { app, jobs };
+        let mut driver = Driver { app, jobs, debugger };
         driver.answer(requests);
         driver
     }
 
-    /// Runs each request on this thread and hands the answers to the app.
+    /// Runs each request on this thread (the worker's and the debugger's alike) and hands the
+    /// answers to the app.
     fn answer(&mut self, requests: Vec<Request>) {
         for request in requests {
             let mut responses = Vec::new();
-            self.jobs.run(request, &mut |r| responses.push(r));
+            match request {
+                Request::Debug(request) => self.debugger.run(&request, &mut |r| responses.push(r)),
+                request => self.jobs.run(request, &mut |r| responses.push(r)),
+            }
             for response in responses {
                 let more = self.app.update(Msg::Worker(response));
                 self.answer(more);
@@ -48,6 +54,17 @@ impl Driver {
 
     fn key(&mut self, code: KeyCode) {
         self.msg(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    /// The Locals pane's text.
+    fn locals(&self) -> String {
+        let screen = self.screen();
+        let area = self.app.layout().pane(Pane::Locals).expect("the Locals pane is on screen");
+        let buffer = screen.buffer();
+        (area.y..area.y + area.height)
+            .map(|y| (area.x..area.x + area.width).map(|x| buffer[(x, y)].symbol()).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Types `keys`: each character a key press; `\n` is Enter.
@@ -223,7 +240,7 @@ fn jumping_to_traps_focus_zoom_and_the_timeline() {
     d.keys("z");
     assert_eq!(d.app.layout().panes.len(), 1);
     d.keys("z");
-    assert_eq!(d.app.layout().panes.len(), 6);
+    assert_eq!(d.app.layout().panes.len(), Pane::ALL.len());
     d.keys("1");
 
     // The timeline: `]` moves a column on; a click jumps there.
@@ -344,7 +361,7 @@ fn the_help_popup_lists_the_keymap() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sample.zst");
     write_trace(&path, &sample_events(3), wtrace::traces::WriterOptions::default());
-    let mut d = Driver::new(&path, (100, 50));
+    let mut d = Driver::new(&path, (140, 50));
     d.keys("?");
     let text = d.text();
     for binding in wtrace::tui::BINDINGS {
@@ -379,6 +396,89 @@ fn a_recovered_trace_says_so() {
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let d = Driver::new(&path, (120, 30));
     assert!(d.text().contains("INCOMPLETE:"), "{}", d.text());
+}
+
+#[test]
+fn stepping_keys_update_the_locals_pane() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Driver::new(&example(dir.path()), (150, 44));
+    // No checkpoints: the snapshot shows how many there are.
+    let options = wtrace::replayer::debug::SessionOptions {
+        checkpoints: wtrace::replayer::debug::CheckpointOptions { enabled: false, ..Default::default() },
+        ..Default::default()
+    };
+    d.debugger = Debugger::with_options(d.app.trace.clone(), options);
+    assert!(d.locals().contains("s step  o over"), "before a debug key, the keys:\n{}", d.locals());
+    d.keys("t");
+    // Back from the trap: the session runs to it first, then one instruction back, to the add
+    // that computed the bad address.
+    d.keys("S");
+    let locals = d.locals();
+    assert!(locals.contains("stop 4+9"), "{locals}");
+    assert!(locals.contains("frame 0: parse_header"), "{locals}");
+    assert!(locals.contains("0 $header     i32  1024"), "the parameter, named: {locals}");
+    assert!(
+        locals.contains("0             i32  1024") && locals.contains("1             i32  1048576"),
+        "{locals}"
+    );
+    assert!(d.text().contains("->    0x169      i32.add"), "{}", d.text());
+    assert_eq!(d.app.selected, 4, "the selection follows the stop");
+    // Forward again: the add ran; its result is marked as changed.
+    d.keys("s");
+    let locals = d.locals();
+    assert!(locals.contains("stop 4+10"), "{locals}");
+    assert!(locals.contains("0             i32  1049600 *"), "changed since the last stop: {locals}");
+    assert!(!locals.contains("1024 *"), "the parameter did not change: {locals}");
+    assert!(d.text().contains("[debug 4+10]"), "the title says where the debug replay is");
+    d.keys("7z");
+    insta::assert_snapshot!("debug_stop", d.screen());
+}
+
+#[test]
+fn breakpoints_from_the_code_cursor_and_watchpoints_from_the_memory_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Driver::new(&example(dir.path()), (150, 44));
+    d.keys("t3");
+    // The cursor up to parse_header's first instruction, a breakpoint there, and back to it.
+    for _ in 0..4 {
+        d.key(KeyCode::Char('k'));
+    }
+    d.keys("b");
+    assert_eq!(d.app.debug.breakpoints, vec![0x162], "{:?}", d.app.status);
+    assert!(d.text().contains("  ●   0x162      local.get $header"), "{}", d.text());
+    d.keys("C");
+    let locals = d.locals();
+    assert!(locals.contains("breakpoint at 0x162"), "{locals}");
+    assert!(locals.contains("(empty)"), "nothing on the stack at the entry: {locals}");
+    // Then the bytes the bad offset came from: watch 0x404 and go back to their last change.
+    d.keys("6:0x404\n");
+    // The address is not among the stop's bytes: the host calls that wrote it are listed.
+    assert!(matches!(d.app.mode, Mode::Writers { .. }), "{:?}", d.app.status);
+    d.key(KeyCode::Esc);
+    d.keys("W");
+    assert_eq!(d.app.debug.watch, Some((0x404, 4)));
+    d.keys("C");
+    let locals = d.locals();
+    assert!(locals.contains("host call 2 last changed 4"), "the fd_read that wrote them: {locals}");
+    assert_eq!(d.app.selected, 2, "{locals}");
+    let regions = d.app.memory_regions();
+    let (title, at_stop) = regions.first().expect("the Memory pane reads memory at the stop");
+    assert!(title.starts_with("at the stop 2+"), "{title}");
+    let at = usize::try_from(0x404 - at_stop.offset).unwrap();
+    assert_eq!(at_stop.bytes[at..at + 4], [0, 0, 0, 0], "before the read");
+    // Forward over the read: the bytes change.
+    d.keys("c");
+    let stop = &d.app.debug.view.as_ref().unwrap().stop;
+    assert_eq!(
+        stop.reason,
+        wtrace::replayer::debug::StopReason::Watch {
+            address: 0x404,
+            old: vec![0; 4],
+            new: vec![0, 0, 0x10, 0],
+            by_host_call: Some(2)
+        }
+    );
+    assert!(d.locals().contains("4 watched bytes at 0x404 changed by"), "{}", d.locals());
 }
 
 /// The trap fixture as the bundled demo shows it in a real terminal: the binary in tmux.
@@ -421,6 +521,11 @@ fn end_to_end_in_tmux() {
         "->    0x16a      i32.load",
         "SIGSEGV",
     ]);
+    // Step back from the trap: the debug replay behind its channel, then the stop.
+    tmux(&["send-keys", "-t", &session, "S"]);
+    wait_for_all(&["[debug 4+9]", "stop 4+9", "->    0x169      i32.add", "1             i32  1048576"]);
+    tmux(&["send-keys", "-t", &session, "s"]);
+    wait_for_all(&["[debug 4+10]", "0             i32  1049600 *"]);
     tmux(&["send-keys", "-t", &session, "?"]);
     wait_for("wtrace — keys");
     // Any key closes the help (Escape would merge with the next key into Alt-/ in tmux).

@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
+use wtrace_replayer::debug::{DebugFrame, Stop};
 use wtrace_runtime::introspect::{DisasmLine, ModuleInfo};
-use wtrace_traces::{Completeness, Event, EventKind, MemoryBytes, Trace};
+use wtrace_traces::{Completeness, Event, EventKind, Frame, MemoryBytes, SourceLocation, Trace};
 
 use crate::data::{Category, EventLine, EventStore, SeqSet};
+use crate::debugger::{DebugAction, DebugRequest, DebugView};
 use crate::filter::Filter;
 use crate::keymap::{self, Action};
 use crate::layout::{self, Layout};
@@ -30,14 +32,15 @@ pub enum Pane {
     Frames,
     Registers,
     Memory,
+    Locals,
 }
 
 impl Pane {
-    /// Every pane, in focus order (and by number, 1 to 6).
-    pub const ALL: [Pane; 6] =
-        [Pane::Events, Pane::Details, Pane::Code, Pane::Frames, Pane::Registers, Pane::Memory];
+    /// Every pane, in focus order (and by number, 1 to 7).
+    pub const ALL: [Pane; 7] =
+        [Pane::Events, Pane::Details, Pane::Code, Pane::Frames, Pane::Registers, Pane::Memory, Pane::Locals];
 
-    /// Its number, for `1`–`6`.
+    /// Its number, for `1`–`7`.
     pub fn number(self) -> usize {
         Pane::ALL.iter().position(|p| *p == self).unwrap_or(0) + 1
     }
@@ -51,6 +54,7 @@ impl Pane {
             Pane::Frames => "Frames",
             Pane::Registers => "Registers",
             Pane::Memory => "Memory",
+            Pane::Locals => "Locals",
         }
     }
 }
@@ -126,6 +130,41 @@ pub enum ReplayState {
     Done(Result<ReplayReport, String>),
 }
 
+/// The debug replay as the UI knows it.
+#[derive(Debug, Clone, Default)]
+pub struct DebugState {
+    /// The last stop, once there is one.
+    pub view: Option<DebugView>,
+    /// The stop before it, for showing which values changed.
+    pub previous: Option<Stop>,
+    /// The breakpoints' Wasm PCs.
+    pub breakpoints: Vec<u32>,
+    /// The watched bytes: `c`/`C` run to their next or previous change.
+    pub watch: Option<(u64, u64)>,
+    /// The request running: its id and what it does.
+    pub running: Option<(u64, &'static str)>,
+}
+
+impl DebugState {
+    /// The event a stop is at: the host call it is about to make, or the trap or exit ahead.
+    pub fn stop_event(&self, len: u64) -> Option<u64> {
+        let stop = &self.view.as_ref()?.stop;
+        Some(stop.position.seq.min(len.saturating_sub(1)))
+    }
+}
+
+/// The bytes a watchpoint (`W`) watches from the Memory pane's cursor: an `i32`'s worth.
+pub const WATCH_LEN: u64 = 4;
+
+/// What the Code pane's cursor is on, for a breakpoint there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeCursor {
+    /// The Wasm PCs of the line.
+    pub pcs: Vec<u32>,
+    /// `0x16a`, `main.rs:12`.
+    pub label: String,
+}
+
 /// Colours, or (with `NO_COLOR`) none: then marks and modifiers carry the meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Theme {
@@ -165,12 +204,17 @@ pub struct App {
     /// A long job running: what, and how far.
     pub busy: Option<(&'static str, f32)>,
     pub replay: ReplayState,
+    pub debug: DebugState,
     /// Said once at the top: a recovered trace.
     pub notice: Option<String>,
     pub size: (u16, u16),
     pub theme: Theme,
     pub quit: bool,
     pub scroll: HashMap<Pane, u16>,
+    /// The Code pane's cursor, in lines from the frame's own (negative: above it).
+    pub code_offset: i64,
+    /// How far the help is scrolled.
+    pub help_scroll: u16,
     next_id: u64,
     /// The request each kind of job is waiting for; older answers are dropped.
     waiting: HashMap<&'static str, u64>,
@@ -214,11 +258,14 @@ impl App {
             status: None,
             busy: None,
             replay: ReplayState::Idle,
+            debug: DebugState::default(),
             notice,
             size,
             theme,
             quit: false,
             scroll: HashMap::new(),
+            code_offset: 0,
+            help_scroll: 0,
             next_id: 0,
             waiting: HashMap::new(),
             event_cache: RefCell::new(None),
@@ -279,6 +326,58 @@ impl App {
             ModuleState::Ready(info) => Some(info),
             _ => None,
         }
+    }
+
+    /// The debug stop, when it is at the selected event: the panes show it then.
+    pub fn debug_stop(&self) -> Option<&DebugView> {
+        (self.debug.stop_event(self.len) == Some(self.selected)).then_some(self.debug.view.as_ref()).flatten()
+    }
+
+    /// The Wasm frames the Code and Frames panes show: the debug stop's, else the selected
+    /// trap's backtrace.
+    pub fn shown_frames(&self) -> Vec<Frame> {
+        if let Some(view) = self.debug_stop() {
+            return view.stop.frames.iter().map(frame_of).collect();
+        }
+        match self.selected_event().as_deref() {
+            Some(Event::Trap(trap)) => trap.frames.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Where a frame is in the source, and the file's lines, when the Code pane can show them.
+    pub fn source_of(&self, frame: &Frame) -> Option<(SourceLocation, Arc<Vec<String>>)> {
+        if self.code_view != CodeView::Source {
+            return None;
+        }
+        let location =
+            wtrace_runtime::describe::frame_location(frame, self.module_info().map(AsRef::as_ref))?;
+        let text = self.source(std::path::Path::new(&location.file))?;
+        Some((location, text))
+    }
+
+    /// What the Code pane's cursor is on: the line `scroll` lines from the frame's own.
+    pub fn code_cursor(&self) -> Option<CodeCursor> {
+        let frames = self.shown_frames();
+        let frame = frames.get(self.frame)?;
+        let info = self.module_info()?;
+        let offset = self.code_offset;
+        if let Some((location, text)) = self.source_of(frame) {
+            let line = (i64::from(location.line) + offset).clamp(1, text.len().max(1) as i64) as u32;
+            let pcs = info.pcs_at_line(&location.file, line);
+            let file = std::path::Path::new(&location.file)
+                .file_name()
+                .map_or_else(|| location.file.clone(), |n| n.to_string_lossy().into_owned());
+            return Some(CodeCursor { pcs, label: format!("{file}:{line}") });
+        }
+        let pc = frame.module_offset?;
+        let index = info.function_at(pc).unwrap_or(frame.func_index);
+        let listing = self.disassembly(index)?;
+        let listing = listing.as_ref().as_ref().ok()?;
+        let at = disassembly_index(listing, pc);
+        let line = listing.get((at as i64 + offset).clamp(0, listing.len() as i64 - 1) as usize)?;
+        let pc = line.offset?;
+        Some(CodeCursor { pcs: vec![pc], label: format!("{pc:#x}") })
     }
 
     /// The disassembly of function `index`, computed once.
@@ -346,12 +445,19 @@ impl App {
         match self.mode.clone() {
             Mode::Prompt { kind, text } => return self.prompt_key(kind, text, key),
             Mode::Help => {
-                if matches!(keymap::action_for(&key, self.focus), Some(Action::Quit))
-                    && key.modifiers.contains(KeyModifiers::CONTROL)
-                {
-                    self.quit = true;
+                match keymap::action_for(&key, self.focus) {
+                    // j/k and the page keys scroll a help taller than the screen.
+                    Some(Action::Down) => self.help_scroll = self.help_scroll.saturating_add(1),
+                    Some(Action::Up) => self.help_scroll = self.help_scroll.saturating_sub(1),
+                    Some(Action::PageDown) => self.help_scroll = self.help_scroll.saturating_add(10),
+                    Some(Action::PageUp) => self.help_scroll = self.help_scroll.saturating_sub(10),
+                    action => {
+                        if action == Some(Action::Quit) && key.modifiers.contains(KeyModifiers::CONTROL) {
+                            self.quit = true;
+                        }
+                        self.mode = Mode::Normal;
+                    }
                 }
-                self.mode = Mode::Normal;
                 return Vec::new();
             }
             Mode::Writers { address, writers, selected } => {
@@ -491,7 +597,10 @@ impl App {
     fn act(&mut self, action: Action) -> Vec<Request> {
         match action {
             Action::Quit => self.quit = true,
-            Action::Help => self.mode = Mode::Help,
+            Action::Help => {
+                self.mode = Mode::Help;
+                self.help_scroll = 0;
+            }
             Action::FocusNext | Action::FocusPrev => {
                 let at = self.focus.number() - 1;
                 let next = if action == Action::FocusNext { at + 1 } else { at + Pane::ALL.len() - 1 };
@@ -547,12 +656,137 @@ impl App {
             }
             Action::Select => {}
             Action::Cancel => {
+                if self.debug.running.is_some() {
+                    self.status = Some("cancelling the debug replay…".into());
+                }
                 self.busy = None;
                 self.waiting.clear();
                 self.zoom = false;
             }
+            Action::DebugStep => return self.debug_request(DebugAction::Step, "stepping"),
+            Action::DebugStepBack => return self.debug_request(DebugAction::StepBack, "stepping back"),
+            Action::DebugOver => return self.debug_request(DebugAction::Over, "stepping over"),
+            Action::DebugOverBack => return self.debug_request(DebugAction::OverBack, "stepping back over"),
+            Action::DebugOut => return self.debug_request(DebugAction::Out, "finishing the function"),
+            Action::DebugOutBack => return self.debug_request(DebugAction::OutBack, "back to the call"),
+            Action::DebugContinue => return self.debug_request(DebugAction::Continue, "continuing"),
+            Action::DebugReverseContinue => {
+                return self.debug_request(DebugAction::ReverseContinue, "reverse-continuing");
+            }
+            Action::ToggleBreakpoint => return self.toggle_breakpoint(),
+            Action::Watch => self.toggle_watch(),
         }
         Vec::new()
+    }
+
+    // ---- debug replay ----
+
+    /// Asks the debugger for `action`, from the selected event when the last stop is elsewhere.
+    fn debug_request(&mut self, action: DebugAction, what: &'static str) -> Vec<Request> {
+        if self.debug.running.is_some() {
+            self.status = Some("the debug replay is busy: wait, or Esc to cancel".into());
+            return Vec::new();
+        }
+        let anchor =
+            (self.debug.stop_event(self.len) != Some(self.selected) && self.len > 0).then_some(self.selected);
+        let id = self.id("debug");
+        self.debug.running = Some((id, what));
+        vec![Request::Debug(DebugRequest {
+            id,
+            anchor,
+            action,
+            breakpoints: self.debug.breakpoints.clone(),
+            watch: self.debug.watch,
+            memory_at: self
+                .debug
+                .watch
+                .map(|(a, _)| a)
+                .or(self.memory_cursor)
+                .or_else(|| self.memory_start()),
+        })]
+    }
+
+    /// `b`: a breakpoint at the Code pane's cursor, or none there any more.
+    fn toggle_breakpoint(&mut self) -> Vec<Request> {
+        let Some(cursor) = self.code_cursor() else {
+            self.status = Some("no code under the cursor: pick a trap or a debug stop first".into());
+            return Vec::new();
+        };
+        if cursor.pcs.is_empty() {
+            self.status = Some(format!("no instruction at {}", cursor.label));
+            return Vec::new();
+        }
+        let set = &mut self.debug.breakpoints;
+        if cursor.pcs.iter().all(|pc| set.contains(pc)) {
+            set.retain(|pc| !cursor.pcs.contains(pc));
+            self.status = Some(format!("breakpoint at {} removed", cursor.label));
+        } else {
+            set.extend(&cursor.pcs);
+            set.sort_unstable();
+            set.dedup();
+            self.status = Some(format!("breakpoint at {}: c runs to it, C back to it", cursor.label));
+        }
+        // A session takes them with its next request; one already at a stop takes them now.
+        if self.debug.view.is_some() && self.debug.running.is_none() {
+            let id = self.id("debug");
+            self.debug.running = Some((id, "setting breakpoints"));
+            return vec![Request::Debug(DebugRequest {
+                id,
+                anchor: None,
+                action: DebugAction::Here,
+                breakpoints: self.debug.breakpoints.clone(),
+                watch: self.debug.watch,
+                memory_at: self.memory_cursor.or_else(|| self.memory_start()),
+            })];
+        }
+        Vec::new()
+    }
+
+    /// `W`: watch the bytes under the Memory pane's cursor (again: stop watching).
+    fn toggle_watch(&mut self) {
+        if self.debug.watch.take().is_some() {
+            self.status = Some("not watching: c/C run to breakpoints".into());
+            return;
+        }
+        match self.memory_cursor.or_else(|| self.memory_start()) {
+            Some(address) => {
+                self.debug.watch = Some((address, WATCH_LEN));
+                self.status = Some(format!(
+                    "watching {WATCH_LEN} bytes at {address:#x}: c runs to their next change, C back to the last"
+                ));
+            }
+            None => {
+                self.status = Some("no address under the Memory cursor: 6 focuses it, : picks one".into());
+            }
+        }
+    }
+
+    fn debugged(&mut self, id: u64, result: Result<DebugView, String>) {
+        if !self.current("debug", id) {
+            return;
+        }
+        self.debug.running = None;
+        match result {
+            Ok(view) => {
+                self.status =
+                    Some(format!("stopped at {}: {}", position_label(&view.stop), view.stop.reason));
+                self.debug.previous = self.debug.view.take().map(|v| v.stop);
+                self.debug.view = Some(view);
+                let (cursor, extra) = (self.memory_cursor, self.memory_extra.take());
+                if let Some(seq) = self.debug.stop_event(self.len) {
+                    self.select_seq(seq);
+                }
+                self.memory_cursor = cursor;
+                self.memory_extra = extra;
+                self.frame = 0;
+                self.code_offset = 0;
+                self.scroll.remove(&Pane::Locals);
+            }
+            Err(error) if error == "cancelled" => {
+                self.status = Some("cancelled: the debug replay is where it was".into());
+            }
+            Err(error) => self.status = Some(format!("debug replay: {error}")),
+        }
     }
 
     /// j/k/PgUp/PgDn/g/G: in the focused pane.
@@ -574,18 +808,24 @@ impl App {
                     self.select_seq(seq);
                 }
             }
-            Pane::Frames => {
-                let frames = match self.selected_event().as_deref() {
-                    Some(Event::Trap(trap)) => trap.frames.len(),
+            Pane::Code => {
+                self.code_offset = match action {
+                    Action::Down => self.code_offset + 1,
+                    Action::Up => self.code_offset - 1,
+                    Action::PageDown => self.code_offset + 10,
+                    Action::PageUp => self.code_offset - 10,
                     _ => 0,
                 };
-                let last = frames.saturating_sub(1);
+            }
+            Pane::Frames => {
+                let last = self.shown_frames().len().saturating_sub(1);
                 self.frame = match action {
                     Action::Down => (self.frame + 1).min(last),
                     Action::Up => self.frame.saturating_sub(1),
                     Action::Top | Action::PageUp => 0,
                     _ => last,
                 };
+                self.code_offset = 0;
             }
             Pane::Memory => {
                 let Some(cursor) = self.memory_cursor.or_else(|| self.memory_start()) else { return };
@@ -629,6 +869,7 @@ impl App {
         };
         if seq != self.selected {
             self.frame = 0;
+            self.code_offset = 0;
             self.memory_cursor = None;
             self.memory_extra = None;
             self.scroll.retain(|pane, _| *pane == Pane::Events);
@@ -808,6 +1049,7 @@ impl App {
                 }
             }
             Response::Replayed(report) => self.replay = ReplayState::Done(report),
+            Response::Debugged { id, result } => self.debugged(id, *result),
             Response::Cancelled => self.busy = None,
             Response::Failed(error) => {
                 self.busy = None;
@@ -822,6 +1064,11 @@ impl App {
     /// fault, a host call's writes and reads, and a region a writer wrote.
     pub fn memory_regions(&self) -> Vec<(String, MemoryBytes)> {
         let mut regions = Vec::new();
+        if let Some(view) = self.debug_stop()
+            && let Some(bytes) = &view.memory
+        {
+            regions.push((format!("at the stop {}", position_label(&view.stop)), bytes.clone()));
+        }
         match self.selected_event().as_deref() {
             Some(Event::Trap(trap)) => {
                 if let Some(window) = &trap.memory_window {
@@ -876,6 +1123,28 @@ impl App {
         self.busy = Some(("finding writers", 0.0));
         vec![Request::WhoWrote { id, address, before: self.selected + 1 }]
     }
+}
+
+/// A stop's position as people read it: `12+3`, or `12+?` before its steps are counted.
+pub fn position_label(stop: &Stop) -> String {
+    if stop.exact { stop.position.to_string() } else { format!("{}+?", stop.position.seq) }
+}
+
+/// A debug frame as a backtrace frame, for the panes that show either.
+fn frame_of(frame: &DebugFrame) -> Frame {
+    Frame {
+        module: 0,
+        func_index: frame.func_index,
+        func_name: frame.name.clone(),
+        module_offset: Some(frame.pc),
+        func_offset: None,
+        source: frame.source.clone(),
+    }
+}
+
+/// The disassembly line of `pc`: the last one at or before it.
+pub(crate) fn disassembly_index(listing: &[DisasmLine], pc: u32) -> usize {
+    listing.iter().rposition(|l| l.offset.is_some_and(|o| o <= pc)).unwrap_or(0)
 }
 
 /// `42`, `0x2a`.

@@ -50,7 +50,8 @@ pub(crate) fn compute(area: Rect, focus: Pane, zoom: bool) -> Layout {
     Layout { title, timeline, panes, hint }
 }
 
-/// Every pane: events and details on the left, code, frames, registers and memory on the right.
+/// Every pane: events and details on the left; code, frames beside locals, registers and
+/// memory on the right.
 fn wide(area: Rect) -> Vec<(Pane, Rect)> {
     let columns =
         split(area, Direction::Horizontal, &[Constraint::Percentage(45), Constraint::Percentage(55)]);
@@ -59,22 +60,25 @@ fn wide(area: Rect) -> Vec<(Pane, Rect)> {
     let right = split(
         columns[1],
         Direction::Vertical,
-        &[Constraint::Percentage(42), Constraint::Percentage(20), Constraint::Percentage(38)],
+        &[Constraint::Percentage(38), Constraint::Percentage(26), Constraint::Percentage(36)],
     );
+    let middle =
+        split(right[1], Direction::Horizontal, &[Constraint::Percentage(50), Constraint::Percentage(50)]);
     let bottom =
         split(right[2], Direction::Horizontal, &[Constraint::Percentage(55), Constraint::Percentage(45)]);
     vec![
         (Pane::Events, left[0]),
         (Pane::Details, left[1]),
         (Pane::Code, right[0]),
-        (Pane::Frames, right[1]),
+        (Pane::Frames, middle[0]),
+        (Pane::Locals, middle[1]),
         (Pane::Registers, bottom[0]),
         (Pane::Memory, bottom[1]),
     ]
 }
 
-/// Events on the left; code and frames on the right, over the focused one of details,
-/// registers and memory (details when none of them is focused).
+/// Events on the left; code and frames (or locals, when focused) on the right, over the
+/// focused one of details, registers and memory (details when none of them is focused).
 fn medium(area: Rect, focus: Pane) -> Vec<(Pane, Rect)> {
     let columns =
         split(area, Direction::Horizontal, &[Constraint::Percentage(50), Constraint::Percentage(50)]);
@@ -87,5 +91,6 @@ fn medium(area: Rect, focus: Pane) -> Vec<(Pane, Rect)> {
         Pane::Registers | Pane::Memory => focus,
         _ => Pane::Details,
     };
-    vec![(Pane::Events, columns[0]), (Pane::Code, right[0]), (Pane::Frames, right[1]), (lower, right[2])]
+    let stack = if focus == Pane::Locals { Pane::Locals } else { Pane::Frames };
+    vec![(Pane::Events, columns[0]), (Pane::Code, right[0]), (stack, right[1]), (lower, right[2])]
 }

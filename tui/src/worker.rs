@@ -36,6 +36,8 @@ pub enum Request {
     WhoWrote { id: u64, address: u64, before: u64 },
     /// Replay the trace and compare its end with the recording.
     Replay,
+    /// A debug replay request, for the debugger's thread.
+    Debug(crate::debugger::DebugRequest),
 }
 
 /// A host call that wrote an address.
@@ -64,13 +66,37 @@ pub struct ReplayReport {
 #[derive(Debug, Clone)]
 pub enum Response {
     Module(Result<Arc<ModuleInfo>, String>),
-    Markers { traps: Vec<u64>, ends: Vec<u64> },
+    Markers {
+        traps: Vec<u64>,
+        ends: Vec<u64>,
+    },
     Categories(Vec<Option<Category>>),
-    Progress { what: &'static str, fraction: f32 },
-    Filtered { id: u64, filter: Filter, set: Arc<SeqSet> },
-    Found { id: u64, query: String, found: Option<u64>, wrapped: bool },
-    Writers { id: u64, address: u64, writers: Vec<Writer> },
+    Progress {
+        what: &'static str,
+        fraction: f32,
+    },
+    Filtered {
+        id: u64,
+        filter: Filter,
+        set: Arc<SeqSet>,
+    },
+    Found {
+        id: u64,
+        query: String,
+        found: Option<u64>,
+        wrapped: bool,
+    },
+    Writers {
+        id: u64,
+        address: u64,
+        writers: Vec<Writer>,
+    },
     Replayed(Result<ReplayReport, String>),
+    /// A debug request's stop, or why there is none.
+    Debugged {
+        id: u64,
+        result: Box<Result<crate::debugger::DebugView, String>>,
+    },
     Cancelled,
     Failed(String),
 }
@@ -105,6 +131,11 @@ impl Jobs {
             }
             Request::WhoWrote { id, address, before } => self.who_wrote(id, address, before, send),
             Request::Replay => send(Response::Replayed(self.replay())),
+            // The debugger's thread answers these (see `debugger`).
+            Request::Debug(request) => send(Response::Debugged {
+                id: request.id,
+                result: Box::new(Err("debug requests go to the debugger".into())),
+            }),
         }
     }
 

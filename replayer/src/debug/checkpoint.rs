@@ -121,6 +121,11 @@ impl Checkpoints {
         self.options.interval
     }
 
+    /// How many checkpoints a run may take on the way to one goal.
+    pub(crate) fn budget(&self) -> u32 {
+        u32::try_from(self.options.max_count).unwrap_or(u32::MAX)
+    }
+
     /// The stretches that have a checkpoint, for a goal.
     pub(crate) fn stretches(&self) -> Vec<u64> {
         let mut seqs: Vec<u64> = self.list.iter().map(|c| c.at.position.seq).collect();

@@ -57,6 +57,8 @@ pub(crate) struct Goal {
     pub position: Option<Position>,
     /// Stop at this hit of a PC since a boundary (single-stepping from it).
     pub hit: Option<Hit>,
+    /// Stop at this hit of a breakpoint since a boundary, counting nothing.
+    pub breakpoint_hit: Option<Hit>,
     /// Stop when these bytes change (single-stepping from now on).
     pub watch: Option<(u64, u64)>,
     /// Record every breakpoint hit on the way (for reverse-continue).
@@ -69,6 +71,8 @@ pub(crate) struct Goal {
     /// The stretches (host calls completed) that have a checkpoint already: passing one counts
     /// as taking it.
     pub checkpoints_at: Vec<u64>,
+    /// How many checkpoints the run may take on the way (the session's cap).
+    pub checkpoint_budget: u32,
 }
 
 impl Goal {
@@ -134,6 +138,8 @@ pub(crate) struct CheckpointPlan {
     last: Instant,
     /// Taken since the last stop was reported.
     taken: u32,
+    /// Taken on the way to the current goal.
+    for_goal: u32,
     /// Steps until the next look at the clock while counting.
     tick: u32,
     /// The session's process.
@@ -147,6 +153,7 @@ impl CheckpointPlan {
             interval,
             last: Instant::now(),
             taken: 0,
+            for_goal: 0,
             tick: 0,
             session_pid: std::process::id(),
         }
@@ -159,6 +166,9 @@ const MAX_FRAMES: usize = 512;
 /// Steps between looks at the clock while counting: often enough for any interval, rare
 /// enough to cost nothing next to a step.
 const STEPS_PER_TICK: u32 = 1024;
+
+/// Checkpoints taken on the way to one goal before their interval doubles.
+const CHECKPOINTS_PER_DOUBLING: u32 = 64;
 
 /// How many steps before a position the session goes to a checkpoint is taken: stepping back
 /// from there re-executes about this many (a millisecond or so).
@@ -562,6 +572,7 @@ fn apply_goal(store: &mut StoreContextMut<'_, ReplayState>, goal: Goal) {
     }
     let keep_counting = goal.records() && control(store).counting;
     control(store).goal = goal;
+    control(store).checkpoints.for_goal = 0;
     if steps {
         set_single_step(store, true);
     } else if !keep_counting
@@ -585,12 +596,16 @@ fn hang_up(store: &mut StoreContextMut<'_, ReplayState>) {
 
 /// Forks a checkpoint here when one is due: `interval` of running time after the last, a
 /// quarter of it while single-stepping (going back within a stretch single-steps, so
-/// checkpoints there save the most), or at once when `now`.
+/// checkpoints there save the most), or at once when `now`. A long way to one goal spaces
+/// them out: the interval doubles every [`CHECKPOINTS_PER_DOUBLING`] taken for it, and the
+/// goal's budget ends them.
 fn maybe_checkpoint(store: &mut StoreContextMut<'_, ReplayState>, now: bool) {
     let single_step = control(store).single_step;
+    let budget = control(store).goal.checkpoint_budget;
     let plan = &control(store).checkpoints;
-    let interval = if single_step { plan.interval / 4 } else { plan.interval };
-    if plan.rendezvous.is_none() || (!now && plan.last.elapsed() < interval) {
+    let spacing = 1u32 << (plan.for_goal / CHECKPOINTS_PER_DOUBLING).min(16);
+    let interval = if single_step { plan.interval / 4 } else { plan.interval } * spacing;
+    if plan.rendezvous.is_none() || plan.for_goal >= budget || (!now && plan.last.elapsed() < interval) {
         return;
     }
     let (position, _) = position(store);
@@ -604,6 +619,7 @@ fn maybe_checkpoint(store: &mut StoreContextMut<'_, ReplayState>, now: bool) {
             let plan = &mut control(store).checkpoints;
             plan.last = Instant::now();
             plan.taken += 1;
+            plan.for_goal += 1;
         }
         Ok(Forked::Child) => serve_checkpoint(store, at),
         // No more processes: go on without checkpoints.
@@ -776,7 +792,8 @@ fn on_step(store: &mut StoreContextMut<'_, ReplayState>) {
     }
     let control = control(store);
     let is_breakpoint = control.breakpoints.contains(&pc);
-    let occurrence = if is_breakpoint || control.goal.hit.is_some_and(|h| h.pc == pc) {
+    let tracked = |h: Option<Hit>| h.is_some_and(|h| h.pc == pc);
+    let occurrence = if is_breakpoint || tracked(control.goal.hit) || tracked(control.goal.breakpoint_hit) {
         let count = control.hits.entry(pc).or_insert(0);
         *count += 1;
         *count
@@ -786,8 +803,18 @@ fn on_step(store: &mut StoreContextMut<'_, ReplayState>) {
     let here = Position { seq, steps: control.steps };
     let counting = control.counting;
     // The goal's fields this needs (the goal itself holds a list, not to be copied per step).
-    let Goal { watch, record_changes, record_hits, position, hit, step, breakpoints, keep_stack, .. } =
-        control.goal;
+    let Goal {
+        watch,
+        record_changes,
+        record_hits,
+        position,
+        hit,
+        breakpoint_hit,
+        step,
+        breakpoints,
+        keep_stack,
+        ..
+    } = control.goal;
     let previous_pc = control.last_pc.replace(pc);
     if is_breakpoint && record_hits {
         control.recorded_hits.push(Hit { seq, pc, occurrence, steps: counting.then_some(here.steps) });
@@ -821,8 +848,10 @@ fn on_step(store: &mut StoreContextMut<'_, ReplayState>) {
             }
         }
     }
+    let is_hit = |h: Hit| h.seq == seq && h.pc == pc && h.occurrence == occurrence;
     let reached = position.is_some_and(|p| counting && p == here)
-        || hit.is_some_and(|h| counting && h.seq == seq && h.pc == pc && h.occurrence == occurrence);
+        || hit.is_some_and(|h| counting && is_hit(h))
+        || breakpoint_hit.is_some_and(is_hit);
     let stepped = match step {
         Some(Depth::Any) => true,
         Some(Depth::AtMost(d)) => depth(store) <= d,

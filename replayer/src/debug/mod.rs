@@ -99,6 +99,18 @@ pub enum StopReason {
         /// The host call that wrote them, when one did (else the instruction before the stop).
         by_host_call: Option<u64>,
     },
+    /// Going back from a watch: the instruction or host call about to run here is the last
+    /// to change the watched bytes before the stop the watch started from.
+    LastChange {
+        /// The first watched byte.
+        address: u64,
+        /// Their value here, before the change.
+        old: Vec<u8>,
+        /// Their value after it (and at the stop the watch started from).
+        new: Vec<u8>,
+        /// The host call that changes them, when one does (else the instruction here).
+        by_host_call: Option<u64>,
+    },
     /// The run ended.
     End(RunEnd),
     /// The replay left the recording.
@@ -122,6 +134,17 @@ impl std::fmt::Display for StopReason {
                 write!(
                     f,
                     "{} watched bytes at {address:#x} changed by {by}: {} -> {}",
+                    old.len(),
+                    hex(old),
+                    hex(new)
+                )
+            }
+            StopReason::LastChange { address, old, new, by_host_call } => {
+                let by = by_host_call
+                    .map_or_else(|| "the instruction here".to_owned(), |seq| format!("host call {seq}"));
+                write!(
+                    f,
+                    "{by} last changed {} watched bytes at {address:#x}: {} -> {}",
                     old.len(),
                     hex(old),
                     hex(new)
@@ -282,6 +305,9 @@ pub struct Session {
     /// `None` after a cancelled run: the next request first goes back to `stop`.
     run: Option<Runner>,
     stop: Stop,
+    /// The stop when the request in progress began: where a cancelled request leaves the
+    /// session.
+    began_at: Option<Stop>,
     /// Host calls in the recording.
     host_calls: u64,
     checkpoints: Checkpoints,
@@ -435,6 +461,7 @@ impl Session {
             breakpoints: Vec::new(),
             run: None,
             stop: start,
+            began_at: None,
             host_calls,
             checkpoints: Checkpoints::new(options.checkpoints.clone()),
             cancel,
@@ -482,19 +509,52 @@ impl Session {
     /// to the stop when the last request was cancelled.
     fn begin(&mut self) -> Result<(), SessionError> {
         self.cancel.cancelled.store(false, Ordering::SeqCst);
+        self.began_at = Some(self.stop.clone());
         if self.run.is_some() {
             return Ok(());
         }
         let stop = self.stop.clone();
-        match stop.reason {
+        let boundary = Position { seq: stop.position.seq, steps: 0 };
+        // Back the way the stop was reached, counting nothing it did not count.
+        let goal = match &stop.reason {
+            StopReason::HostCall { seq } => Goal { host_call: Some(*seq), ..Goal::default() },
+            StopReason::Breakpoint { pc } => Goal {
+                breakpoint_hit: Some(Hit {
+                    seq: stop.position.seq,
+                    pc: *pc,
+                    occurrence: stop.occurrence,
+                    steps: None,
+                }),
+                ..Goal::default()
+            },
+            // The trap, the end: they come again.
+            _ => Goal::default(),
+        };
+        let restored = match stop.reason {
             StopReason::Start => self.restart().map(drop),
             _ if stop.exact => self.go(stop.position).map(drop),
-            _ => self.locate().map(drop),
-        }
+            // Hits are counted from the boundary: not from a checkpoint in the stretch.
+            StopReason::Breakpoint { .. } => self.run_from(boundary, Some(boundary.seq), goal).map(drop),
+            _ => self.run_from(boundary, None, goal).map(drop),
+        };
+        // What the stop said (a reverse watch's reason, the operands at a trap) stays.
+        self.stop.reason = stop.reason;
+        self.stop.frames = stop.frames;
+        restored
     }
 
-    fn check_cancelled(&self) -> Result<(), SessionError> {
-        if self.cancel.cancelled.load(Ordering::SeqCst) { Err(SessionError::Cancelled) } else { Ok(()) }
+    fn check_cancelled(&mut self) -> Result<(), SessionError> {
+        if self.cancel.cancelled.load(Ordering::SeqCst) { Err(self.cancelled()) } else { Ok(()) }
+    }
+
+    /// The request was cancelled: the run goes, and the session is back at the stop the
+    /// request began from (the next request goes there first).
+    fn cancelled(&mut self) -> SessionError {
+        self.close_run();
+        if let Some(stop) = self.began_at.clone() {
+            self.stop = stop;
+        }
+        SessionError::Cancelled
     }
 
     /// Where the checkpoints wait, in order.
@@ -554,7 +614,11 @@ impl Session {
         self.check_cancelled()?;
         if let Some(index) = self.checkpoints.best(from, hit_in) {
             self.close_run();
-            let with_known = Goal { checkpoints_at: self.checkpoints.stretches(), ..goal.clone() };
+            let with_known = Goal {
+                checkpoints_at: self.checkpoints.stretches(),
+                checkpoint_budget: self.checkpoints.budget(),
+                ..goal.clone()
+            };
             match self.checkpoints.spawn(index, with_known, self.breakpoints.clone()) {
                 Ok((link, pid)) => {
                     self.run = Some(Runner { link, thread: None });
@@ -584,7 +648,7 @@ impl Session {
         }
         self.close_run();
         if self.cancel.cancelled.load(Ordering::SeqCst) {
-            Err(SessionError::Cancelled)
+            Err(self.cancelled())
         } else {
             Err(SessionError::Run("the debug run ended without answering".into()))
         }
@@ -599,16 +663,28 @@ impl Session {
         match reply? {
             // Only a cancel interrupts a debug run (it bumps the epoch).
             Reply::Stopped(stop) if stop.reason == StopReason::Trap(TrapCode::Interrupt) => {
-                self.close_run();
-                Err(SessionError::Cancelled)
+                Err(self.cancelled())
             }
             Reply::Stopped(stop) => {
                 self.stop = *stop;
                 self.checkpoints.adopt(self.stop.checkpoints_taken);
                 let info = &self.shared.info;
-                for frame in &mut self.stop.frames {
+                // Wasmtime gives a caller frame's PC as where its call returns to, and so the
+                // innermost frame's at a host call: show the call instruction, as backtraces do.
+                let at_call = matches!(self.stop.reason, StopReason::HostCall { .. });
+                let mut calls: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+                for (i, frame) in self.stop.frames.iter_mut().enumerate() {
+                    if i > 0 || at_call {
+                        let returns_to = frame.pc;
+                        frame.pc = *calls
+                            .entry(returns_to)
+                            .or_insert_with(|| info.instruction_before(returns_to).unwrap_or(returns_to));
+                    }
                     frame.name = info.raw_name(frame.func_index).map(wtrace_runtime::outcome::readable_name);
                     frame.source = info.location(frame.pc);
+                }
+                if at_call {
+                    self.stop.pc = self.stop.frames.first().map(|f| f.pc);
                 }
                 if matches!(self.stop.reason, StopReason::Trap(TrapCode::StackOverflow)) {
                     let depth = self.stop.depth;
@@ -630,10 +706,16 @@ impl Session {
             return Ok(&self.stop);
         }
         goal.checkpoints_at = self.checkpoints.stretches();
+        goal.checkpoint_budget = self.checkpoints.budget();
         self.send(Command::Resume(goal))?;
-        self.wait()?;
-        // Wasmtime keeps no operand stack at a trap: count the way there again, keeping the
-        // stack before each instruction, for the faulting one's operands.
+        self.wait()
+    }
+
+    /// Runs forward to `goal`; at a trap, with the faulting instruction's operands: Wasmtime
+    /// keeps no operand stack at a trap, so the way there is counted again, keeping the stack
+    /// before each instruction.
+    fn forward(&mut self, goal: Goal) -> Result<&Stop, SessionError> {
+        self.resume(goal)?;
         if matches!(self.stop.reason, StopReason::Trap(_))
             && !self.stop.exact
             && self.stop.frames.first().is_some_and(|f| f.stack.is_empty())
@@ -646,14 +728,14 @@ impl Session {
     /// Runs on to the next breakpoint, trap or the end.
     pub fn continue_(&mut self) -> Result<&Stop, SessionError> {
         self.begin()?;
-        self.resume(Goal { breakpoints: true, ..Goal::default() })
+        self.forward(Goal { breakpoints: true, ..Goal::default() })
     }
 
     /// One instruction, into calls.
     pub fn step(&mut self) -> Result<&Stop, SessionError> {
         self.begin()?;
         self.counted()?;
-        self.resume(Goal { step: Some(Depth::Any), ..Goal::default() })
+        self.forward(Goal { step: Some(Depth::Any), ..Goal::default() })
     }
 
     /// One instruction, over calls (a breakpoint inside a call stops it too).
@@ -661,7 +743,7 @@ impl Session {
         self.begin()?;
         self.counted()?;
         let depth = self.stop.frames.len();
-        self.resume(Goal { step: Some(Depth::AtMost(depth.max(1))), breakpoints: true, ..Goal::default() })
+        self.forward(Goal { step: Some(Depth::AtMost(depth.max(1))), breakpoints: true, ..Goal::default() })
     }
 
     /// To the instruction after the call of the current function (finish).
@@ -669,7 +751,7 @@ impl Session {
         self.begin()?;
         self.counted()?;
         let depth = self.stop.frames.len();
-        self.resume(Goal { step: Some(Depth::Below(depth.max(1))), breakpoints: true, ..Goal::default() })
+        self.forward(Goal { step: Some(Depth::Below(depth.max(1))), breakpoints: true, ..Goal::default() })
     }
 
     /// Makes the stop's position exact before stepping from it, so that the steps after it are
@@ -689,9 +771,16 @@ impl Session {
         let passed = seq < here.seq || (seq == here.seq && !matches!(self.stop.reason, StopReason::Start));
         let goal = Goal { host_call: Some(seq), ..Goal::default() };
         if passed || self.ended() {
-            return self.run_from(Position { seq, steps: 0 }, None, goal);
+            self.run_from(Position { seq, steps: 0 }, None, goal)?;
+        } else {
+            self.resume(goal)?;
         }
-        self.resume(goal)
+        if matches!(self.stop.reason, StopReason::Trap(_))
+            && self.stop.frames.first().is_some_and(|f| f.stack.is_empty())
+        {
+            self.locate()?;
+        }
+        Ok(&self.stop)
     }
 
     /// Replaces the breakpoints.
@@ -914,14 +1003,19 @@ impl Session {
                 Some(steps) => Position { seq: h.seq, steps } < end,
                 None => h.seq < end.seq,
             });
-            match last {
-                Some(Hit { seq, steps: Some(steps), .. }) => return self.go(Position { seq, steps }),
-                Some(hit) => {
-                    let goal = Goal { hit: Some(hit), ..Goal::default() };
-                    return self.run_from(Position { seq: hit.seq, steps: 0 }, Some(hit.seq), goal);
-                }
-                None => end = start,
+            let Some(hit) = last else {
+                end = start;
+                continue;
+            };
+            if let Some(steps) = hit.steps {
+                self.go(Position { seq: hit.seq, steps })?;
+            } else {
+                let goal = Goal { hit: Some(hit), ..Goal::default() };
+                self.run_from(Position { seq: hit.seq, steps: 0 }, Some(hit.seq), goal)?;
             }
+            // Arrived by position or by counting hits: it is the breakpoint's stop.
+            self.stop.reason = StopReason::Breakpoint { pc: hit.pc };
+            return Ok(&self.stop);
         }
         self.go(START)
     }
@@ -951,11 +1045,13 @@ impl<'a> Watch<'a> {
     pub fn continue_(self) -> Result<&'a Stop, SessionError> {
         self.session.begin()?;
         let goal = Goal { watch: Some((self.address, self.len)), ..Goal::default() };
-        self.session.resume(goal)
+        self.session.forward(goal)
     }
 
     /// Goes back to the last instruction (or host call) before the stop that changed the bytes
-    /// — where did this value come from? — or to the start when nothing changed them. Changes
+    /// — where did this value come from? — and stops there, about to change them (the stop's
+    /// reason a [`StopReason::LastChange`] with the bytes then and after), or to the start when
+    /// nothing changed them. Changes
     /// are looked for where the bytes differ from one checkpoint to the next, then from one
     /// host call to the next, then instruction by instruction: bytes changed and changed back
     /// again between two checkpoints (or host calls) after their last lasting change go unseen.
@@ -980,17 +1076,24 @@ impl<'a> Watch<'a> {
             Goal { record_changes: watched, position: Some(to), ..Goal::default() },
         )?;
         let changes = session.stop.changes.clone();
+        let (address, len) = (self.address, self.len);
         match changes.into_iter().rev().find(|c| c.before(to)) {
-            Some(Change::At(position)) => session.go(position),
-            Some(Change::Call(seq)) => session.run_from(
-                Position { seq, steps: 0 },
-                None,
-                Goal {
-                    host_call: Some(seq),
-                    position: Some(Position { seq, steps: u64::MAX }),
-                    ..Goal::default()
-                },
-            ),
+            Some(Change::At(position)) => {
+                session.go(position)?;
+                found(session, address, len, now, None)
+            }
+            Some(Change::Call(seq)) => {
+                session.run_from(
+                    Position { seq, steps: 0 },
+                    None,
+                    Goal {
+                        host_call: Some(seq),
+                        position: Some(Position { seq, steps: u64::MAX }),
+                        ..Goal::default()
+                    },
+                )?;
+                found(session, address, len, now, Some(seq))
+            }
             Some(Change::Stretch(seq)) => {
                 // Single-step that stretch, to its host call, to find the last change in it.
                 session.run_from(
@@ -1008,13 +1111,31 @@ impl<'a> Watch<'a> {
                     _ => None,
                 });
                 match last {
-                    Some(position) => session.go(position),
+                    Some(position) => {
+                        session.go(position)?;
+                        found(session, address, len, now, None)
+                    }
                     None => Ok(&session.stop),
                 }
             }
             None => session.go(START),
         }
     }
+}
+
+/// A reverse watch's stop, where the change is about to happen: the bytes then, and as they
+/// are at the stop the watch started from (`now`: nothing changed them after).
+fn found(
+    session: &mut Session,
+    address: u64,
+    len: u64,
+    now: Option<Vec<u8>>,
+    by_host_call: Option<u64>,
+) -> Result<&Stop, SessionError> {
+    let old = session.memory_at_stop(address, len)?.unwrap_or_default();
+    session.stop.writer_pc = if by_host_call.is_none() { session.stop.pc } else { None };
+    session.stop.reason = StopReason::LastChange { address, old, new: now.unwrap_or_default(), by_host_call };
+    Ok(&session.stop)
 }
 
 /// Where watched bytes changed.

@@ -5,6 +5,7 @@
 mod code;
 mod details;
 mod events;
+mod locals;
 mod machine;
 
 use ratatui::Frame;
@@ -103,6 +104,7 @@ pub fn draw(app: &App, frame: &mut Frame<'_>) {
             Pane::Frames => code::frames(app, frame, *area),
             Pane::Registers => machine::registers(app, frame, *area),
             Pane::Memory => machine::memory(app, frame, *area),
+            Pane::Locals => locals::locals(app, frame, *area),
         }
     }
     bottom_line(app, frame, layout.hint);
@@ -133,6 +135,14 @@ fn title(app: &App, frame: &mut Frame<'_>, area: Rect) {
     }
     if matches!(app.replay, ReplayState::Running) {
         spans.push(Span::styled("  replaying…", styles.current()));
+    }
+    if let Some((_, what)) = app.debug.running {
+        spans.push(Span::styled(format!("  replaying… ({what}; Esc cancels)"), styles.current()));
+    } else if let Some(view) = &app.debug.view {
+        spans.push(Span::styled(
+            format!("  [debug {}]", crate::app::position_label(&view.stop)),
+            styles.label(),
+        ));
     }
     if let Some(notice) = &app.notice {
         spans.push(Span::styled(format!("  {notice}"), styles.notice()));
@@ -200,13 +210,29 @@ fn help(app: &App, frame: &mut Frame<'_>) {
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled("Mouse: click selects, the wheel scrolls the pane under it.", styles.dim()));
-    lines.push(Line::styled("Any key closes this help.", styles.dim()));
-    let area = centered(frame.area(), 84, lines.len() as u16 + 2);
+    lines.push(Line::styled("j/k scroll this help; any other key closes it.", styles.dim()));
+    let screen = frame.area();
+    let block = Block::new().borders(Borders::ALL).title(" wtrace — keys ");
+    // Two columns side by side when one is taller than the screen and the screen is wide.
+    if lines.len() as u16 + 2 > screen.height && screen.width >= 120 {
+        let right = lines.split_off(lines.len().div_ceil(2));
+        let height = (lines.len().max(right.len()) as u16 + 6).min(screen.height);
+        let area = centered(screen, screen.width.min(170), height);
+        frame.render_widget(Clear, area);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let [left_area, right_area] =
+            Split::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(inner);
+        for (column, area) in [(lines, left_area), (right, right_area)] {
+            let paragraph = Paragraph::new(column).wrap(Wrap { trim: false }).scroll((app.help_scroll, 0));
+            frame.render_widget(paragraph, area);
+        }
+        return;
+    }
+    let area = centered(screen, 84, lines.len() as u16 + 2);
     frame.render_widget(Clear, area);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::new().borders(Borders::ALL).title(" wtrace — keys ")),
+        Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((app.help_scroll, 0)).block(block),
         area,
     );
 }
