@@ -929,7 +929,13 @@ impl Session {
             return Ok(None);
         }
         // Count the steps to the entry of the host call that ends the previous stretch.
-        let seq = here.seq - 1;
+        self.count_to_host_call(here.seq - 1)?;
+        Ok(Some(self.stop.position))
+    }
+
+    /// Runs to the entry of host call `seq`, counting the steps of the stretch before it so
+    /// that the stop's position is exact.
+    fn count_to_host_call(&mut self, seq: u64) -> Result<&Stop, SessionError> {
         self.run_from(
             Position { seq, steps: 0 },
             None,
@@ -938,8 +944,7 @@ impl Session {
                 position: Some(Position { seq, steps: u64::MAX }),
                 ..Goal::default()
             },
-        )?;
-        Ok(Some(self.stop.position))
+        )
     }
 
     /// One instruction back.
@@ -1083,15 +1088,7 @@ impl<'a> Watch<'a> {
                 found(session, address, len, now, None)
             }
             Some(Change::Call(seq)) => {
-                session.run_from(
-                    Position { seq, steps: 0 },
-                    None,
-                    Goal {
-                        host_call: Some(seq),
-                        position: Some(Position { seq, steps: u64::MAX }),
-                        ..Goal::default()
-                    },
-                )?;
+                session.count_to_host_call(seq)?;
                 found(session, address, len, now, Some(seq))
             }
             Some(Change::Stretch(seq)) => {
