@@ -10,7 +10,7 @@
 
 use wtrace::traces::{
     Event, Frame, Header, HostCall, ImportId, ImportName, MemoryBytes, MissingReason, ModuleEntry,
-    NativeCapture, Outcome, RunInfo, TraceWriter, Trap, TrapCode, Value, WriterOptions,
+    NativeCapture, Outcome, Printed, RunInfo, Stream, TraceWriter, Trap, TrapCode, Value, WriterOptions,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 bytes: (text.len() as u32).to_le_bytes().to_vec(),
             }],
             reads: vec![MemoryBytes { memory: 0, offset: 2048, bytes: text.as_bytes().to_vec() }],
+            printed: Some(Printed { stream: Stream::Stdout, len: text.len() as u32 }),
         })
     };
     writer.append(&print("reading config.txt\n"))?;
@@ -54,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 bytes: (1_000_000 + i * 1500).to_le_bytes().to_vec(),
             }],
             reads: vec![],
+            printed: None,
         }))?;
     }
     writer.append(&print("parsing header\n"))?;

@@ -18,7 +18,7 @@ use wtrace_traces::{
 use crate::error::RecordError;
 use crate::host_funcs;
 use crate::options::{Output, RecordOptions, Recorded, Stdin};
-use crate::state::RecordState;
+use crate::state::{RecordState, StdioDescriptors};
 use crate::wasi;
 
 /// Captured stdout and stderr pipes.
@@ -142,6 +142,7 @@ fn run(
         failed: None,
         audit: options.audit_writes.then(Vec::new),
         memory: None,
+        stdio: StdioDescriptors::default(),
     };
     let mut linker = Linker::new(engine);
     let import_id = |module: &str, name: &str| {

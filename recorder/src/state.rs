@@ -8,7 +8,9 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wiggle::{GuestMemory, GuestPtr};
 use wtrace_runtime::memory::{KeepsMemoryExport, changed_runs};
 use wtrace_runtime::wasi::{self, Blocking, StringSizes, WasiFunction};
-use wtrace_traces::{HostCall, ImportId, MemoryBytes, Outcome, TraceError, TraceWriter, Value};
+use wtrace_traces::{
+    HostCall, ImportId, MemoryBytes, Outcome, Printed, Stream, TraceError, TraceWriter, Value,
+};
 
 use crate::options::AuditEntry;
 
@@ -26,6 +28,57 @@ pub(crate) struct RecordState {
     pub(crate) audit: Option<Vec<AuditEntry>>,
     /// The guest's `memory` export, once a host call has looked it up.
     pub(crate) memory: Option<Extern>,
+    /// Which descriptors refer to the recording's stdout and stderr.
+    pub(crate) stdio: StdioDescriptors,
+}
+
+/// Which guest descriptors refer to the recording's own stdout and stderr: 1 and 2 at the
+/// start, then wherever `fd_renumber` moves them, until `fd_close` closes them. WASI
+/// preview 1 has no other way to make a descriptor refer to an open stream (no `dup`), and a
+/// new descriptor never takes a number that is open, so these two calls are all it follows.
+/// C's `freopen` and `dup2` come down to them.
+#[derive(Debug)]
+pub(crate) struct StdioDescriptors {
+    open: Vec<(i32, Stream)>,
+}
+
+impl Default for StdioDescriptors {
+    fn default() -> Self {
+        StdioDescriptors { open: vec![(1, Stream::Stdout), (2, Stream::Stderr)] }
+    }
+}
+
+impl StdioDescriptors {
+    fn stream(&self, fd: i32) -> Option<Stream> {
+        self.open.iter().find(|(open, _)| *open == fd).map(|(_, stream)| *stream)
+    }
+
+    fn closed(&mut self, fd: i32) {
+        self.open.retain(|(open, _)| *open != fd);
+    }
+
+    /// `fd_renumber(from, to)` succeeded: `to` now refers to what `from` did, and `from` is closed.
+    fn renumbered(&mut self, from: i32, to: i32) {
+        if from == to {
+            return;
+        }
+        let moved = self.stream(from);
+        self.closed(to);
+        self.closed(from);
+        if let Some(stream) = moved {
+            self.open.push((to, stream));
+        }
+    }
+
+    /// Follows a WASI call that returned errno 0.
+    fn after_success(&mut self, function: &str, args: &[u64]) {
+        let fd = |i: usize| args.get(i).map(|raw| *raw as i32);
+        match (function, fd(0), fd(1)) {
+            ("fd_close", Some(fd), _) => self.closed(fd),
+            ("fd_renumber", Some(from), Some(to)) => self.renumbered(from, to),
+            _ => {}
+        }
+    }
 }
 
 impl KeepsMemoryExport for RecordState {
@@ -92,6 +145,14 @@ impl RecordState {
         }
         let used = copy_regions(&self.regions, memory, &mut call.reads);
         call.reads.truncate(used);
+        call.printed = None;
+        if ok {
+            if row.output {
+                call.printed = printed(&self.stdio, args, memory, call);
+            } else {
+                self.stdio.after_success(row.name, args);
+            }
+        }
         self.append_scratch()
     }
 
@@ -113,6 +174,7 @@ impl RecordState {
             Ok(values) => Outcome::Returned(values.to_vec()),
             Err(error) => error_outcome(error),
         };
+        call.printed = None;
         call.writes.clear();
         // Runs closer than 16 bytes are merged: one record costs more than a few unchanged bytes.
         for (offset, len) in changed_runs(before, after, 16) {
@@ -169,6 +231,7 @@ impl RecordState {
         call.outcome = error_outcome(error);
         call.writes.clear();
         call.reads.clear();
+        call.printed = None;
         self.append_scratch()
     }
 
@@ -181,6 +244,23 @@ impl RecordState {
             }
         }
     }
+}
+
+/// What a successful output call (`fd_write(fd, iovs, iovs_len, nwritten)`) printed: the
+/// `nwritten` bytes the host reports, when `fd` refers to the recording's stdout or stderr.
+fn printed(
+    stdio: &StdioDescriptors,
+    args: &[u64],
+    memory: &GuestMemory<'_>,
+    call: &HostCall,
+) -> Option<Printed> {
+    let stream = stdio.stream(*args.first()? as i32)?;
+    let at = u32::try_from(*args.get(3)?).ok()?;
+    let written = memory.as_cow(GuestPtr::<[u8]>::new((at, 4))).ok()?;
+    let written = u32::from_le_bytes(written.as_ref().try_into().ok()?);
+    let offered: usize = call.reads.iter().map(|read| read.bytes.len()).sum();
+    let len = written.min(u32::try_from(offered).unwrap_or(u32::MAX));
+    (len > 0).then_some(Printed { stream, len })
 }
 
 fn set_returned(outcome: &mut Outcome, errno: i32) {

@@ -10,10 +10,10 @@ use wtrace_runtime::module::{CompileOptions, Compiled};
 use wtrace_runtime::native::{self, RegisterComparison};
 use wtrace_runtime::outcome::describe_frame;
 use wtrace_runtime::{EngineSettings, NativeCapturer, RunEnd, WASMTIME_VERSION, entry, module};
-use wtrace_traces::{Event, Frame, HostCall, NativeCapture, Trace, sha256};
+use wtrace_traces::{Event, Frame, NativeCapture, Trace, sha256};
 
 use crate::error::ReplayError;
-use crate::state::{OutputSink, ReplayState, Sink};
+use crate::state::{OutputSink, ReplayState};
 
 /// How to replay.
 #[derive(Debug, Default)]
@@ -74,6 +74,12 @@ pub struct Replay {
     pub stdout: Vec<u8>,
     /// Captured stderr ([`OutputSink::Capture`], [`OutputSink::Tee`]).
     pub stderr: Vec<u8>,
+    /// Bytes printed to stdout and to stderr, wherever they went.
+    pub printed: (u64, u64),
+    /// Whether the trace says what each call printed (format 1.1 on), so that `printed` is
+    /// exactly what reached the recording's terminal; older traces print every `fd_write` to
+    /// descriptors 1 and 2.
+    pub printed_as_recorded: bool,
     /// For a trap captured natively in both the recording and the replay: how the replayed
     /// registers compare with the recorded ones.
     pub registers: Option<RegisterComparison>,
@@ -120,20 +126,7 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
 
     let linker = crate::shims::link(&engine, &module, &run.imports)?;
 
-    let mut state = ReplayState {
-        events: trace.events(),
-        event: Event::HostCall(HostCall::empty()),
-        seq: None,
-        imports: run.imports.clone(),
-        stdout: Sink { sink: options.stdout, captured: Vec::new() },
-        stderr: Sink { sink: options.stderr, captured: Vec::new() },
-        host_calls: 0,
-        divergence: None,
-        failed: None,
-        memory: None,
-        debug: None,
-    };
-    state.advance();
+    let state = ReplayState::new(trace, trace.events(), options.stdout, options.stderr);
     let mut store = Store::new(&engine, state);
     let native = NativeCapturer::install(&mut store, &module);
     let module_name = run.modules.first().map_or_else(String::new, |m| m.name.clone());
@@ -175,6 +168,8 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
         report,
         divergence: state.divergence,
         host_calls: state.host_calls,
+        printed: (state.stdout.printed, state.stderr.printed),
+        printed_as_recorded: state.printed_recorded,
         stdout: state.stdout.captured,
         stderr: state.stderr.captured,
     })

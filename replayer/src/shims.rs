@@ -194,7 +194,14 @@ fn apply_call(
             ));
         }
     }
-    if shim.prints {
+    if state.printed_recorded {
+        if let Some(printed) = call.printed {
+            let sink = state.sink(printed.stream);
+            for bytes in call.printed_bytes() {
+                sink.write(bytes);
+            }
+        }
+    } else if shim.prints {
         let fd = call.params.first();
         let sink = match fd {
             Some(Value::I32(1)) => Some(&mut state.stdout),

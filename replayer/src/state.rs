@@ -5,7 +5,7 @@ use std::io::Write;
 
 use wasmtime::Extern;
 use wtrace_runtime::memory::KeepsMemoryExport;
-use wtrace_traces::{Event, ImportId, ImportName, TraceError, Value};
+use wtrace_traces::{Event, HostCall, ImportId, ImportName, Stream, Trace, TraceError, Value};
 
 use crate::replay::Divergence;
 
@@ -51,6 +51,9 @@ pub(crate) struct ReplayState {
     pub(crate) memory: Option<Extern>,
     /// In a debug replay, where to pause and how to answer while paused.
     pub(crate) debug: Option<Box<crate::debug::Control>>,
+    /// Whether the trace says what each call printed (format 1.1 on); older traces print
+    /// every `fd_write` to descriptors 1 and 2.
+    pub(crate) printed_recorded: bool,
 }
 
 impl KeepsMemoryExport for ReplayState {
@@ -61,13 +64,16 @@ impl KeepsMemoryExport for ReplayState {
 
 /// An output sink plus what it captured.
 pub(crate) struct Sink {
-    pub(crate) sink: OutputSink,
+    pub(crate) to: OutputSink,
     pub(crate) captured: Vec<u8>,
+    /// Bytes the guest printed, wherever they went.
+    pub(crate) printed: u64,
 }
 
 impl Sink {
     pub(crate) fn write(&mut self, bytes: &[u8]) {
-        match &mut self.sink {
+        self.printed += bytes.len() as u64;
+        match &mut self.to {
             OutputSink::Capture => self.captured.extend_from_slice(bytes),
             OutputSink::Discard => {}
             OutputSink::Stream(out) => {
@@ -83,6 +89,40 @@ impl Sink {
 }
 
 impl ReplayState {
+    /// The state at the start of a replay of `trace`, reading `events`, the first one read.
+    pub(crate) fn new(
+        trace: &Trace,
+        events: wtrace_traces::Events,
+        stdout: OutputSink,
+        stderr: OutputSink,
+    ) -> Self {
+        let header = trace.header();
+        let mut state = ReplayState {
+            events,
+            event: Event::HostCall(HostCall::empty()),
+            seq: None,
+            imports: header.run.imports.clone(),
+            stdout: Sink { to: stdout, captured: Vec::new(), printed: 0 },
+            stderr: Sink { to: stderr, captured: Vec::new(), printed: 0 },
+            host_calls: 0,
+            divergence: None,
+            failed: None,
+            memory: None,
+            debug: None,
+            printed_recorded: header.format >= wtrace_traces::FormatVersion { major: 1, minor: 1 },
+        };
+        state.advance();
+        state
+    }
+
+    /// The sink of `stream`.
+    pub(crate) fn sink(&mut self, stream: Stream) -> &mut Sink {
+        match stream {
+            Stream::Stdout => &mut self.stdout,
+            Stream::Stderr => &mut self.stderr,
+        }
+    }
+
     /// Reads the next recorded event into `self.event`.
     pub(crate) fn advance(&mut self) {
         self.seq = match self.events.next_into(&mut self.event) {

@@ -214,24 +214,13 @@ fn private_enough(dir: &Path) -> bool {
     }
 }
 
-/// Creates `dir` owner-only, if it does not exist.
-fn create_private(dir: &Path) -> std::io::Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
-}
 
 /// Stores `module`'s compiled code under `key`, then removes the least recently used entries
 /// beyond the size bound. Failures are ignored: the cache only ever saves time.
 pub(crate) fn store(options: &CacheOptions, key: &str, module: &Module) {
     let Some(dir) = &options.dir else { return };
     let Ok(payload) = module.serialize() else { return };
-    if create_private(dir).is_err() || !private_enough(dir) {
+    if wtrace_traces::private::create_dir_all(dir).is_err() || !private_enough(dir) {
         return;
     }
     let temp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
@@ -314,7 +303,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("cache");
-        create_private(&cache).unwrap();
+        wtrace_traces::private::create_dir_all(&cache).unwrap();
         assert_eq!(fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o700);
         assert!(private_enough(&cache));
         fs::set_permissions(&cache, fs::Permissions::from_mode(0o777)).unwrap();

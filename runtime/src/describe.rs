@@ -449,6 +449,7 @@ mod tests {
             outcome: Outcome::Returned(vec![Value::I32(errno)]),
             writes,
             reads,
+            printed: None,
         }
     }
 
@@ -521,6 +522,7 @@ mod tests {
             outcome: Outcome::Exited(3),
             writes: vec![],
             reads: vec![],
+            printed: None,
         };
         assert_eq!(call(&imports(), &exit).summary, "proc_exit(3)");
         let other = HostCall {
@@ -529,6 +531,7 @@ mod tests {
             outcome: Outcome::Returned(vec![]),
             writes: vec![],
             reads: vec![],
+            printed: None,
         };
         assert_eq!(call(&imports(), &other).summary, "env::log(7)");
     }

@@ -60,6 +60,8 @@ fn host_call(header: &Header, call: &HostCall, object: &mut Map<String, Json>) {
     object.insert("outcome".into(), outcome);
     object.insert("writes".into(), Json::Array(call.writes.iter().map(memory_bytes).collect()));
     object.insert("reads".into(), Json::Array(call.reads.iter().map(memory_bytes).collect()));
+    let printed = call.printed.map(|p| json!({"stream": p.stream.name(), "len": p.len}));
+    object.insert("printed".into(), json!(printed));
 }
 
 /// A frame: `func_name` as people read it (demangled, from the module's name section when the

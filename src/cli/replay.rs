@@ -157,10 +157,11 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
     }
     match &replay.recorded {
         Some(_) => output::note(&format!(
-            "replay matched the recording: {} ({} host call{})",
+            "replay matched the recording: {} ({} host call{}; {})",
             replay.end.describe(),
             replay.host_calls,
-            if replay.host_calls == 1 { "" } else { "s" }
+            if replay.host_calls == 1 { "" } else { "s" },
+            describe_printed(&replay)
         )),
         None => output::warn(&format!(
             "the recording stopped before the run ended; replayed all {} host calls, then the run {}",
@@ -177,6 +178,18 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
         return Err(CliError::new(exit_codes::EXPECTATION_FAILED, failures.join("; "), None));
     }
     Ok(replay.end.exit_status())
+}
+
+/// How much the replay printed, and whether that is what the recording's terminal showed.
+fn describe_printed(replay: &replayer::Replay) -> String {
+    let (stdout, stderr) = replay.printed;
+    let bytes = |n: u64| if n == 1 { "1 byte".to_string() } else { format!("{n} bytes") };
+    let how = if replay.printed_as_recorded {
+        "as the recording printed them"
+    } else {
+        "every write to descriptors 1 and 2, as this trace's format records no more"
+    };
+    format!("{} to stdout and {} to stderr, {how}", bytes(stdout), bytes(stderr))
 }
 
 /// `wtrace replay --debug`.

@@ -46,7 +46,7 @@ pub(crate) fn resolve(arg: &Path) -> Result<PathBuf, CliError> {
 /// recordings never pick the same name.
 pub(crate) fn new_trace(module: &Path) -> Result<PathBuf, CliError> {
     let dir = dir()?;
-    std::fs::create_dir_all(&dir).map_err(|e| {
+    wtrace::traces::private::create_dir_all(&dir).map_err(|e| {
         CliError::new(
             exit_codes::OUTPUT_FAILED,
             format!("cannot create trace directory {}: {e}", dir.display()),
@@ -56,7 +56,7 @@ pub(crate) fn new_trace(module: &Path) -> Result<PathBuf, CliError> {
     let stem = module.file_stem().map_or_else(|| "trace".into(), |s| s.to_string_lossy().into_owned());
     for n in 0u32.. {
         let path = dir.join(format!("{stem}-{n}.zst"));
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match wtrace::traces::private::create_file(&path, false) {
             Ok(_) => return Ok(path),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {

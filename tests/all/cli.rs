@@ -19,7 +19,7 @@ fn info_describes_header_counts_and_sizes() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("status:     complete"), "{stdout}");
-    assert!(stdout.contains("format:     1.0 (written by wtrace 0.1.0)"), "{stdout}");
+    assert!(stdout.contains("format:     1.1 (written by wtrace 0.1.0)"), "{stdout}");
     assert!(stdout.contains("recorded:   2026-11-24 17:48:26 UTC"), "{stdout}");
     assert!(stdout.contains("wasmtime:   48.0.0"), "{stdout}");
     assert!(stdout.contains("events:     1003 (host_call 1002, trap 1, exit 0, returned 0)"), "{stdout}");
@@ -53,7 +53,7 @@ fn dump_prints_one_line_per_event_and_honours_ranges() {
     assert!(stdout.lines().all(|l| l.starts_with('#') || l.starts_with("    ")), "{stdout}");
     assert_eq!(
         lines[0],
-        r#"#0 host_call wasi_snapshot_preview1::fd_write(1, 1024, 1, 2048) -> 0  wrote 4B@0x800  read "hello\n""#
+        r#"#0 host_call wasi_snapshot_preview1::fd_write(1, 1024, 1, 2048) -> 0  wrote 4B@0x800  read "hello\n"  printed 6B to stdout"#
     );
     assert_eq!(
         lines[52],

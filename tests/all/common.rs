@@ -8,7 +8,8 @@ use std::process::{Command, Output};
 
 use wtrace::traces::{
     Arch, Event, Frame, Header, HostCall, ImportId, ImportName, MemoryBytes, ModuleEntry, NativeCapture,
-    NativeFrame, NativeSnapshot, Outcome, RunInfo, Signal, TraceWriter, Trap, TrapCode, Value, WriterOptions,
+    NativeFrame, NativeSnapshot, Outcome, Printed, RunInfo, Signal, Stream, TraceWriter, Trap, TrapCode,
+    Value, WriterOptions,
 };
 
 pub(crate) const MODULE: &[u8] = b"\0asm\x01\0\0\0";
@@ -42,6 +43,7 @@ pub(crate) fn fd_write(text: &[u8]) -> Event {
             bytes: (text.len() as u32).to_le_bytes().to_vec(),
         }],
         reads: vec![MemoryBytes { memory: 0, offset: 4096, bytes: text.to_vec() }],
+        printed: Some(Printed { stream: Stream::Stdout, len: text.len() as u32 }),
     })
 }
 
@@ -56,6 +58,7 @@ pub(crate) fn clock(i: u64) -> Event {
             bytes: (1_700_000_000_000 + i * 97).to_le_bytes().to_vec(),
         }],
         reads: vec![],
+        printed: None,
     })
 }
 

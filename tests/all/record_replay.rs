@@ -141,6 +141,43 @@ fn traces_go_to_the_trace_directory_with_a_latest_link() {
     assert_eq!(info.status.code(), Some(0), "{}", text(&info.stderr));
 }
 
+/// A trace holds what the guest read, like a core dump: owner-only, as are the directories.
+#[cfg(unix)]
+#[test]
+fn traces_and_the_trace_directory_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("traces");
+    let env = [("WTRACE_DIR", dir.to_str().unwrap())];
+    let module = fixture("traps/unreachable.wat");
+    let out = wtrace_with(&["record", module.to_str().unwrap()], b"", &env);
+    assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("unreachable-0.zst")), 0o600);
+    let stored: Vec<_> = walk(&dir).into_iter().filter(|p| p.is_file()).collect();
+    assert!(stored.len() >= 2, "a trace and its module: {stored:?}");
+    for path in stored {
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    let own = parent.path().join("own.zst");
+    let out = wtrace(&["record", "-o", own.to_str().unwrap(), module.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
+    assert_eq!(mode(&own), 0o600);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            all.extend(walk(&path));
+        }
+        all.push(path);
+    }
+    all
+}
+
 #[test]
 fn invoke_calls_an_export_with_arguments() {
     let dir = tempfile::tempdir().unwrap();
@@ -409,4 +446,63 @@ fn traces_from_another_engine_are_refused() {
         assert!(stderr.starts_with("error: cannot replay") && stderr.contains(needle), "{name}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
+}
+
+#[test]
+fn replay_prints_exactly_what_reached_the_terminal_when_stdio_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let dir_arg = format!("{}::/data", data.display());
+    let module = guest("stdio_juggling");
+    let (out, trace) = record(dir.path(), "juggling", &["--dir", &dir_arg, module.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("1: on the terminal\npartial: half of this line "), "{stdout}");
+    assert!(!stdout.contains("the rest never"), "a partial write shows only what the host took: {stdout}");
+    assert!(stdout.contains("\n3: through the saved number "), "{stdout}");
+    assert!(stdout.contains("4: stdout restored\n5: the write to closed stderr got errno 8"), "{stdout}");
+    assert!(!stdout.contains("lost") && !stdout.contains("into "), "{stdout}");
+    let guest_lines =
+        |all: &str| all.lines().filter(|l| !l.starts_with("wtrace:")).collect::<Vec<_>>().join("\n");
+    let stderr = guest_lines(&text(&out.stderr));
+    assert_eq!(stderr, "2: on the terminal's stderr");
+    assert!(!stderr.contains("lost"), "{stderr}");
+    // (Which of the two files the second write lands in is Wasmtime's business; not the terminal.)
+    let files = ["one.txt", "stdout.txt"].map(|f| std::fs::read_to_string(data.join(f)).unwrap()).concat();
+    assert!(files.contains("into one.txt through fd 1\n") && files.contains("into stdout.txt"), "{files}");
+    assert!(std::fs::read_to_string(data.join("reused.txt")).unwrap().starts_with("into reused.txt"));
+
+    std::fs::remove_dir_all(&data).unwrap();
+    let replayed = wtrace(&["replay", &trace]);
+    assert_eq!(replayed.status.code(), Some(0), "{}", text(&replayed.stderr));
+    assert_eq!(text(&replayed.stdout), stdout, "replay prints exactly what the recording printed");
+    let replay_stderr = text(&replayed.stderr);
+    assert_eq!(guest_lines(&replay_stderr), stderr);
+    let closing =
+        format!("{} bytes to stdout and 28 bytes to stderr, as the recording printed them", out.stdout.len());
+    assert!(replay_stderr.contains(&closing), "{replay_stderr}");
+
+    // The dump says which writes reached the terminal.
+    let dump = text(&wtrace(&["dump", &trace]).stdout);
+    let printed = |stream: &str| -> usize {
+        dump.lines()
+            .filter_map(|l| {
+                l.split("  printed ").nth(1)?.strip_suffix(&format!("B to {stream}"))?.parse::<usize>().ok()
+            })
+            .sum()
+    };
+    assert_eq!(printed("stdout"), out.stdout.len(), "{dump}");
+    assert_eq!(printed("stderr"), 28, "{dump}");
+    let failed: Vec<&str> = dump.lines().filter(|l| l.contains("fd_write") && l.contains(" -> 8")).collect();
+    assert_eq!(failed.len(), 2, "the writes to closed stdout and stderr fail with EBADF: {dump}");
+    assert!(failed.iter().all(|l| !l.contains("printed")), "{failed:?}");
+    let into_files = dump.lines().filter(|l| l.contains("fd_write(1,") && l.contains("\"into")).count();
+    assert!(into_files >= 2, "fd 1 writes into the files: {dump}");
+    assert!(
+        dump.lines()
+            .filter(|l| l.contains("fd_write(1,") && l.contains("\"into"))
+            .all(|l| !l.contains("printed")),
+        "{dump}"
+    );
 }

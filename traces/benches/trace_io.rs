@@ -22,6 +22,7 @@ fn clock_event(now: u64) -> Event {
         outcome: Outcome::Returned(vec![Value::I32(0)]),
         writes: vec![MemoryBytes { memory: 0, offset: 0x1_0400, bytes: now.to_le_bytes().to_vec() }],
         reads: vec![],
+        printed: None,
     })
 }
 

@@ -117,6 +117,9 @@ fn host_call(f: &mut Formatter<'_>, header: &Header, call: &HostCall) -> fmt::Re
     for read in &call.reads {
         write!(f, "  read {}", quote_bytes(&read.bytes, 48))?;
     }
+    if let Some(printed) = call.printed {
+        write!(f, "  printed {}B to {}", printed.len, printed.stream.name())?;
+    }
     Ok(())
 }
 

@@ -132,6 +132,40 @@ pub struct HostCall {
     pub writes: Vec<MemoryBytes>,
     /// Bytes the host consumed that a person wants to see (what `fd_write` printed, the path opened).
     pub reads: Vec<MemoryBytes>,
+    /// What of `reads` reached the recording's stdout or stderr (format 1.1 on; `None` in
+    /// older traces, whose replay prints every `fd_write` to descriptors 1 and 2).
+    pub printed: Option<Printed>,
+}
+
+/// The bytes of a call that reached the recording's own stdout or stderr: the first `len`
+/// bytes of the call's `reads`, in order. A write reached them when it succeeded, for the
+/// bytes the host reported written, on a descriptor that then referred to the stream —
+/// whatever number the guest had renumbered it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
+pub struct Printed {
+    /// Which stream.
+    pub stream: Stream,
+    /// How many bytes.
+    pub len: u32,
+}
+
+/// One of the recording's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl Stream {
+    /// `stdout` or `stderr`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
 }
 
 impl HostCall {
@@ -145,7 +179,18 @@ impl HostCall {
             outcome: Outcome::Returned(Vec::new()),
             writes: Vec::new(),
             reads: Vec::new(),
+            printed: None,
         }
+    }
+
+    /// The bytes that reached `printed`'s stream, span by span.
+    pub fn printed_bytes(&self) -> impl Iterator<Item = &[u8]> {
+        let mut left = self.printed.map_or(0, |p| p.len as usize);
+        self.reads.iter().map_while(move |read| {
+            let take = left.min(read.bytes.len());
+            left -= take;
+            (take > 0).then(|| &read.bytes[..take])
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 //! recording and sequential-read paths. Tests check both against bincode. Every length is
 //! checked against the bytes left before anything is allocated.
 
-use crate::event::{HostCall, ImportId, MemoryBytes, Outcome, Value};
+use crate::event::{HostCall, ImportId, MemoryBytes, Outcome, Printed, Stream, Value};
 
 type Result<T> = std::result::Result<T, &'static str>;
 
@@ -181,6 +181,23 @@ pub(crate) fn decode_host_call_into(bytes: &[u8], call: &mut HostCall) -> Result
     }
     c.memory_bytes_into(&mut call.writes)?;
     c.memory_bytes_into(&mut call.reads)?;
+    // Format 1.0 records end here.
+    call.printed = if c.pos == bytes.len() {
+        None
+    } else {
+        match c.byte()? {
+            0 => None,
+            1 => {
+                let stream = match c.u32()? {
+                    0 => Stream::Stdout,
+                    1 => Stream::Stderr,
+                    _ => return Err("unknown output stream"),
+                };
+                Some(Printed { stream, len: c.u32()? })
+            }
+            _ => return Err("invalid option"),
+        }
+    };
     Ok(c.pos)
 }
 
@@ -277,6 +294,17 @@ pub(crate) fn encode_host_call(call: &HostCall, out: &mut Vec<u8>) {
     }
     put_memory_bytes(out, &call.writes);
     put_memory_bytes(out, &call.reads);
+    match call.printed {
+        None => out.push(0),
+        Some(Printed { stream, len }) => {
+            out.push(1);
+            out.push(match stream {
+                Stream::Stdout => 0,
+                Stream::Stderr => 1,
+            });
+            put_u64(out, u64::from(len));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -342,6 +370,7 @@ mod tests {
                     outcome: outcome.clone(),
                     writes: spans(i * 3),
                     reads: spans(10 - i),
+                    printed: [None, Some(Printed { stream: Stream::Stderr, len: import })][i % 2],
                 };
                 let mut fast = Vec::new();
                 encode_host_call(&call, &mut fast);
@@ -351,5 +380,17 @@ mod tests {
                 assert_eq!(decoded, call);
             }
         }
+    }
+
+    #[test]
+    fn a_format_1_0_record_has_nothing_printed() {
+        let call =
+            HostCall { printed: Some(Printed { stream: Stream::Stdout, len: 3 }), ..HostCall::empty() };
+        let mut bytes = Vec::new();
+        encode_host_call(&HostCall { printed: None, ..call.clone() }, &mut bytes);
+        bytes.pop();
+        let mut decoded = call;
+        assert_eq!(decode_host_call_into(&bytes, &mut decoded), Ok(bytes.len()));
+        assert_eq!(decoded.printed, None);
     }
 }

@@ -31,6 +31,7 @@ mod header;
 mod host_call_codec;
 mod native;
 mod pack;
+pub mod private;
 mod reader;
 mod store;
 mod writer;
@@ -39,8 +40,8 @@ pub use codec::parse_event_stream;
 pub use container::{IndexEntry, ReadAt};
 pub use error::{Result, TraceError};
 pub use event::{
-    Event, EventKind, Frame, HostCall, ImportId, MemoryBytes, MissingReason, NativeCapture, Outcome,
-    SourceLocation, Trap, TrapCode, Value,
+    Event, EventKind, Frame, HostCall, ImportId, MemoryBytes, MissingReason, NativeCapture, Outcome, Printed,
+    SourceLocation, Stream, Trap, TrapCode, Value,
 };
 pub use header::{EnvVar, FormatVersion, Header, ImportName, ModuleEntry, Preopen, RunInfo, hex, sha256};
 pub use native::{Arch, NativeFrame, NativeSnapshot, RegisterValue, Signal};
@@ -51,7 +52,7 @@ pub use writer::{IN_FLIGHT_BATCHES, TraceWriter, WriteSummary, WriterOptions};
 
 /// The format major version this build reads and writes.
 pub const FORMAT_MAJOR: u16 = 1;
-/// The format minor version this build writes.
-pub const FORMAT_MINOR: u16 = 0;
+/// The format minor version this build writes. 1.1 added [`HostCall::printed`].
+pub const FORMAT_MINOR: u16 = 1;
 /// The version of wtrace recorded as a trace's writer.
 pub const WRITER_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -53,7 +53,7 @@ impl ModuleStore {
             return Ok(path);
         }
         let io = |source| TraceError::Open { path: path.clone(), source };
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        crate::private::create_dir_all(&self.dir).map_err(io)?;
         let compressed = zstd::bulk::Compressor::new(3)
             .and_then(|mut c| {
                 c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
@@ -61,7 +61,7 @@ impl ModuleStore {
             })
             .map_err(io)?;
         let temp = self.dir.join(format!(".{}.{}.tmp", hex(sha256), std::process::id()));
-        let written = std::fs::File::create_new(&temp)
+        let written = crate::private::create_file(&temp, false)
             .and_then(|mut file| file.write_all(&compressed).and_then(|()| file.sync_all()))
             .and_then(|()| std::fs::rename(&temp, &path));
         if let Err(source) = written {

@@ -107,7 +107,7 @@ impl TraceWriter {
         embedded: &[(usize, &[u8])],
         options: WriterOptions,
     ) -> Result<Self> {
-        let file = std::fs::File::create(path)
+        let file = crate::private::create_file(path, true)
             .map_err(|source| TraceError::Open { path: path.to_path_buf(), source })?;
         Self::new(file, header, embedded, options)
     }

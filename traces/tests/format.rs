@@ -5,8 +5,8 @@ use std::process::Command;
 use proptest::prelude::*;
 use wtrace_traces::{
     Arch, Completeness, Event, Frame, Header, HostCall, ImportId, ImportName, MemoryBytes, MissingReason,
-    ModuleEntry, NativeCapture, NativeFrame, NativeSnapshot, Outcome, RunInfo, Signal, SourceLocation, Trace,
-    TraceError, TraceWriter, Trap, TrapCode, Value, WriterOptions,
+    ModuleEntry, NativeCapture, NativeFrame, NativeSnapshot, Outcome, Printed, RunInfo, Signal,
+    SourceLocation, Stream, Trace, TraceError, TraceWriter, Trap, TrapCode, Value, WriterOptions,
 };
 
 fn value() -> impl Strategy<Value = Value> {
@@ -38,9 +38,14 @@ fn host_call() -> impl Strategy<Value = Event> {
         outcome,
         prop::collection::vec(memory_bytes(), 0..3),
         prop::collection::vec(memory_bytes(), 0..2),
+        prop::option::of((any::<bool>(), any::<u32>())),
     )
-        .prop_map(|(import, params, outcome, writes, reads)| {
-            Event::HostCall(HostCall { import: ImportId(import), params, outcome, writes, reads })
+        .prop_map(|(import, params, outcome, writes, reads, printed)| {
+            let printed = printed.map(|(stderr, len)| Printed {
+                stream: if stderr { Stream::Stderr } else { Stream::Stdout },
+                len,
+            });
+            Event::HostCall(HostCall { import: ImportId(import), params, outcome, writes, reads, printed })
         })
 }
 
@@ -207,6 +212,7 @@ fn sample_events(n: usize) -> Vec<Event> {
                     bytes: (i as u64).to_le_bytes().to_vec(),
                 }],
                 reads: vec![],
+                printed: None,
             }),
         })
         .collect()

@@ -45,6 +45,7 @@ fn write(path: &std::path::Path, count: u64) {
                 outcome: Outcome::Returned(vec![Value::I32(0)]),
                 writes: vec![MemoryBytes { memory: 0, offset: 0x200, bytes: 12u32.to_le_bytes().to_vec() }],
                 reads: vec![MemoryBytes { memory: 0, offset: 0x300, bytes: b"tick number\n".to_vec() }],
+                printed: None,
             })
         } else {
             Event::HostCall(HostCall {
@@ -53,6 +54,7 @@ fn write(path: &std::path::Path, count: u64) {
                 outcome: Outcome::Returned(vec![Value::I32(0)]),
                 writes: vec![MemoryBytes { memory: 0, offset: 0x1_0400, bytes: now.to_le_bytes().to_vec() }],
                 reads: vec![],
+                printed: None,
             })
         };
         writer.append(&event).expect("append");

@@ -130,6 +130,7 @@ mod tests {
             outcome: Outcome::Returned(vec![Value::I32(errno)]),
             writes: vec![],
             reads: vec![],
+            printed: None,
         })
     }
 

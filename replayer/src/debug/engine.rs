@@ -26,11 +26,11 @@ use wasmtime::{
 use wtrace_runtime::entry::{self, value_of};
 use wtrace_runtime::outcome::{self, RunEnd};
 use wtrace_runtime::process::{self, Forked};
-use wtrace_traces::{Event, HostCall, ImportName, Trace, Value};
+use wtrace_traces::{Trace, Value};
 
 use super::link::{CheckpointAt, Command, Hello, Link, Reply, RunLink};
 use super::{Change, DebugFrame, Hit, Position, Stop, StopReason};
-use crate::state::{OutputSink, ReplayState, Sink};
+use crate::state::{OutputSink, ReplayState};
 
 /// How deep the stack is allowed to be for a step to stop there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, Decode)]
@@ -182,7 +182,6 @@ pub(crate) struct RunSetup {
     pub engine: Engine,
     pub module: Arc<Module>,
     pub linker: Arc<Linker<ReplayState>>,
-    pub imports: Vec<ImportName>,
     pub invoke: Option<String>,
     pub args: Vec<String>,
     pub breakpoints: Vec<u32>,
@@ -249,20 +248,13 @@ fn new_store(setup: &RunSetup, link: RunLink) -> Store<ReplayState> {
         run_time: Duration::ZERO,
         resumed_at: Instant::now(),
     };
-    let mut state = ReplayState {
-        events: setup.trace.events().on_this_thread(),
-        event: Event::HostCall(HostCall::empty()),
-        seq: None,
-        imports: setup.imports.clone(),
-        stdout: Sink { sink: OutputSink::Discard, captured: Vec::new() },
-        stderr: Sink { sink: OutputSink::Discard, captured: Vec::new() },
-        host_calls: 0,
-        divergence: None,
-        failed: None,
-        memory: None,
-        debug: Some(Box::new(initial)),
-    };
-    state.advance();
+    let mut state = ReplayState::new(
+        &setup.trace,
+        setup.trace.events().on_this_thread(),
+        OutputSink::Discard,
+        OutputSink::Discard,
+    );
+    state.debug = Some(Box::new(initial));
     let mut store = Store::new(&setup.engine, state);
     store.set_epoch_deadline(1);
     store.set_debug_handler(Handler);

@@ -577,7 +577,6 @@ impl Session {
             engine: self.shared.engine.clone(),
             module: Arc::clone(&self.shared.module),
             linker: Arc::clone(&self.shared.linker),
-            imports: run.imports.clone(),
             invoke: run.invoke.clone(),
             args: if run.invoke.is_some() { run.args.clone() } else { Vec::new() },
             breakpoints: self.breakpoints.clone(),
