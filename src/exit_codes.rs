@@ -33,6 +33,14 @@ pub const MODULE_UNUSABLE: i32 = 209;
 /// Wasmtime version).
 pub const REFUSED: i32 = 210;
 
+/// `replay`: `--timeout` or `--max-memory` was exceeded.
+pub const LIMIT_EXCEEDED: i32 = 211;
+/// `record` and `replay`: the recording was interrupted by signal N (SIGHUP, SIGINT, SIGTERM):
+/// 128 + N, as a shell reports a process that signal ended.
+pub const INTERRUPTED_FIRST: i32 = 129;
+/// The last of the `INTERRUPTED_FIRST` range (SIGTERM).
+pub const INTERRUPTED_LAST: i32 = 143;
+
 /// One documented exit status, or a range of them, and what it means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Documented {
@@ -82,7 +90,13 @@ pub const DOCUMENTED: &[Documented] = &[
         REFUSED,
         "`replay`: the trace was refused (recorded with another module, engine configuration or Wasmtime version)",
     ),
+    Documented::one(LIMIT_EXCEEDED, "`replay`: `--timeout` or `--max-memory` was exceeded"),
     Documented { first: 0, last: 125, meaning: "`record` and `replay`: the guest's own exit status" },
+    Documented {
+        first: INTERRUPTED_FIRST,
+        last: INTERRUPTED_LAST,
+        meaning: "`record` and `replay`: the recording was interrupted by a signal, 128 + its number (SIGHUP 129, SIGINT 130, SIGTERM 143)",
+    },
     Documented::one(
         GUEST_TRAPPED,
         "`record` and `replay`: the guest trapped (what `wasmtime run` exits with on a trap)",

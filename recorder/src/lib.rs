@@ -5,6 +5,7 @@
 
 mod error;
 mod host_funcs;
+mod interrupt;
 mod options;
 mod record;
 mod state;
@@ -12,5 +13,6 @@ mod wasi;
 
 pub use error::RecordError;
 pub use host_funcs::{HostFn, HostFunc};
+pub use interrupt::{Interrupt, TICK};
 pub use options::{AuditEntry, Dir, Output, RecordOptions, Recorded, Stdin};
 pub use record::record;

@@ -76,6 +76,9 @@ pub struct RecordOptions {
     /// Keep the module's bytes in this module store (a trace directory's `modules/`) and have
     /// the trace reference them by hash; `None` embeds them, so the trace is self-contained.
     pub module_store: Option<PathBuf>,
+    /// Raised (by a signal handler, another thread) to stop the guest and end the recording
+    /// with an `interrupted` event; clone it before recording to keep a handle.
+    pub interrupt: crate::Interrupt,
 }
 
 impl RecordOptions {

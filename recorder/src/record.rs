@@ -2,12 +2,15 @@
 //! module's entry point, and write every host call and the way the run ended to a trace.
 
 use std::path::Path;
+use std::time::Instant;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasmtime::{Linker, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wtrace_runtime::engine::EpochTicker;
+use wtrace_runtime::outcome::Ended;
 use wtrace_runtime::wasi::StringSizes;
 use wtrace_runtime::{NativeCapturer, RunEnd, WASMTIME_VERSION, entry, module};
 use wtrace_traces::{
@@ -29,7 +32,7 @@ fn header(options: &RecordOptions, module: ModuleEntry, imports: Vec<ImportName>
     Header::new(RunInfo {
         wasmtime_version: WASMTIME_VERSION.into(),
         target: format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
-        engine_config: options.engine.to_header(),
+        engine_config: options.engine.interruptible().to_header(),
         created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
         command_line: options.command_line.clone(),
         args: if options.invoke.is_some() { options.args.clone() } else { argv.to_vec() },
@@ -83,12 +86,15 @@ fn wasi_context(options: &RecordOptions, argv: &[String]) -> Result<(WasiP1Ctx, 
 
 /// Records a run of `options.module` into a new trace at `trace_path`.
 pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, RecordError> {
-    let engine = options.engine.engine().map_err(RecordError::Settings)?;
+    // Epoch checks let a Ctrl-C stop a guest that computes, and let buffered events be
+    // handed over while it does (see `interrupt`).
+    let settings = options.engine.interruptible();
+    let engine = settings.engine().map_err(RecordError::Settings)?;
     let binary = module::to_binary(&options.module_name, &options.module)?;
     // One hash serves the cache key and the trace header.
     let sha256 = wtrace_traces::sha256(&binary);
     let mut compiled =
-        module::compile(&engine, &options.engine, &options.module_name, &binary, sha256, &options.compile)?;
+        module::compile(&engine, &settings, &options.module_name, &binary, sha256, &options.compile)?;
     let store = options.module_store.as_ref().map(ModuleStore::at);
     let recorded = std::thread::scope(|scope| {
         // The module goes into the trace directory's store beside the guest, not before it.
@@ -143,6 +149,9 @@ fn run(
         audit: options.audit_writes.then(Vec::new),
         memory: None,
         stdio: StdioDescriptors::default(),
+        interrupt: options.interrupt.clone(),
+        interruption: None,
+        last_event: Instant::now(),
     };
     let mut linker = Linker::new(engine);
     let import_id = |module: &str, name: &str| {
@@ -153,13 +162,21 @@ fn run(
     host_funcs::link(&mut linker, &options.host_funcs, &import_id)
         .map_err(|e| RecordError::Internal(format!("{e:#}")))?;
     let mut store = Store::new(engine, state);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(RecordState::on_tick);
     let native = NativeCapturer::install(&mut store, module);
 
-    let run = entry::run(&mut store, &linker, module, options.invoke.as_deref(), &options.args)?;
+    let run = {
+        let _ticker = EpochTicker::start(engine);
+        entry::run(&mut store, &linker, module, options.invoke.as_deref(), &options.args)?
+    };
     if let Some(failure) = store.data_mut().failed.take() {
         return Err(io(failure));
     }
-    let ended = run.ended(&mut store, options.invoke.is_some(), &native, &options.module_name);
+    let ended = match store.data_mut().interruption.take() {
+        Some(interruption) => Ended { end: RunEnd::Interrupted(Box::new(interruption)), report: None },
+        None => run.ended(&mut store, options.invoke.is_some(), &native, &options.module_name),
+    };
 
     let state = store.into_data();
     let audit = state.audit.unwrap_or_default();
@@ -168,6 +185,7 @@ fn run(
         RunEnd::Exited(code) => Event::Exit { code: *code },
         RunEnd::Trapped(trap) => Event::Trap(trap.clone()),
         RunEnd::Returned(values) => Event::Returned { values: values.clone() },
+        RunEnd::Interrupted(interruption) => Event::Interrupted(interruption.clone()),
     };
     writer.append(&last).map_err(io)?;
     // A trap is flushed at once so that nothing is lost if the process dies after it.

@@ -2,16 +2,21 @@
 //! how one host call becomes one recorded event (the bytes the write-set table says the host
 //! wrote, the bytes it read that people want to see) without allocating once warm.
 
-use wasmtime::Extern;
+use std::time::Instant;
+
+use wasmtime::{Extern, StoreContextMut, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wiggle::{GuestMemory, GuestPtr};
 use wtrace_runtime::memory::{KeepsMemoryExport, changed_runs};
+use wtrace_runtime::outcome::frames_of;
 use wtrace_runtime::wasi::{self, Blocking, StringSizes, WasiFunction};
 use wtrace_traces::{
-    HostCall, ImportId, MemoryBytes, Outcome, Printed, Stream, TraceError, TraceWriter, Value,
+    Frame, HostCall, ImportId, Interruption, MemoryBytes, Outcome, Printed, Stream, TraceError, TraceWriter,
+    Value,
 };
 
+use crate::interrupt::{Interrupt, Interrupted};
 use crate::options::AuditEntry;
 
 /// Store data of a recording.
@@ -30,6 +35,12 @@ pub(crate) struct RecordState {
     pub(crate) memory: Option<Extern>,
     /// Which descriptors refer to the recording's stdout and stderr.
     pub(crate) stdio: StdioDescriptors,
+    /// Raised to stop the guest.
+    pub(crate) interrupt: Interrupt,
+    /// Where the guest was when it stopped for [`RecordState::interrupt`].
+    pub(crate) interruption: Option<Interruption>,
+    /// When the last event was appended, for [`Interruption::after_ms`].
+    pub(crate) last_event: Instant,
 }
 
 /// Which guest descriptors refer to the recording's own stdout and stderr: 1 and 2 at the
@@ -235,7 +246,31 @@ impl RecordState {
         self.append_scratch()
     }
 
+    /// Notes where the guest stopped for an interrupt: in `frames`, waiting in a call of
+    /// `in_host_call` or running Wasm.
+    pub(crate) fn interrupted(&mut self, signal: i32, frames: Vec<Frame>, in_host_call: Option<ImportId>) {
+        let after_ms = u64::try_from(self.last_event.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.interruption = Some(Interruption { signal, frames, in_host_call, after_ms });
+    }
+
+    /// At each epoch tick while the guest runs Wasm: hands the events appended since the last
+    /// tick to the writer, and stops the guest when the recording is interrupted.
+    pub(crate) fn on_tick(mut store: StoreContextMut<'_, RecordState>) -> wasmtime::Result<UpdateDeadline> {
+        let state = store.data_mut();
+        if let Err(error) = state.writer.hand_over() {
+            state.failed = Some(error);
+            return Err(WriteFailed.into());
+        }
+        if let Some(signal) = state.interrupt.raised() {
+            let frames = frames_of(&WasmBacktrace::capture(&store));
+            store.data_mut().interrupted(signal, frames, None);
+            return Err(Interrupted(signal).into());
+        }
+        Ok(UpdateDeadline::Continue(1))
+    }
+
     fn append_scratch(&mut self) -> wasmtime::Result<()> {
+        self.last_event = Instant::now();
         match self.writer.append_host_call(&self.scratch) {
             Ok(_) => Ok(()),
             Err(error) => {

@@ -8,26 +8,31 @@
 //! from the host and a detour through a helper module; the per-call path looks the memory
 //! export up once per store, and allocates nothing and takes no lock once its buffers have grown.
 
-use wasmtime::{Caller, Extern, Linker};
+use wasmtime::{Caller, Extern, Linker, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
 use wiggle::GuestMemory;
 use wtrace_runtime::GuestExit;
 use wtrace_runtime::memory;
+use wtrace_runtime::outcome::frames_of;
 use wtrace_runtime::wasi::{self, Arg, WasiFunction};
 use wtrace_traces::{ImportId, Value};
 
+use crate::interrupt::{Interrupt, Interrupted};
 use crate::state::RecordState;
 
-/// Calls a `wasmtime-wasi` function, running it to completion when it is `async`.
+/// Calls a `wasmtime-wasi` function, running it to completion when it is `async` — unless the
+/// recording is interrupted while it waits.
 macro_rules! call_host {
-    (async $e:expr) => {
-        wasmtime_wasi::runtime::in_tokio($e)
+    (async $interrupt:ident, $e:expr) => {
+        wasmtime_wasi::runtime::in_tokio(crate::interrupt::unless_raised($interrupt, $e))
+            .unwrap_or_else(|interrupted| Err(interrupted.into()))
     };
-    (sync $e:expr) => {
+    (sync $interrupt:ident, $e:expr) => {{
+        let _ = $interrupt;
         $e
-    };
+    }};
 }
 
 /// Defines the recording shim of one function: `errno` functions are recorded after the call,
@@ -41,8 +46,8 @@ macro_rules! shim {
             move |mut caller: Caller<'_, RecordState>, $($arg: $ty),*| -> wasmtime::Result<i32> {
                 let args: &[u64] = &[$($arg.raw()),*];
                 let params: &[Value] = &[$($arg.value()),*];
-                record_call(&mut caller, row, $import, args, params, |ctx, memory| {
-                    call_host!($host p1::$name(ctx, memory $(, $arg)*))
+                record_call(&mut caller, row, $import, args, params, |ctx, memory, interrupt| {
+                    call_host!($host interrupt, p1::$name(ctx, memory $(, $arg)*))
                 })
             },
         )?;
@@ -100,7 +105,7 @@ fn record_call(
     import: ImportId,
     args: &[u64],
     params: &[Value],
-    call: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>) -> wasmtime::Result<i32>,
+    call: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>, &Interrupt) -> wasmtime::Result<i32>,
 ) -> wasmtime::Result<i32> {
     let fuel = wasmtime::AsContextMut::as_context_mut(&mut *caller).hostcall_fuel();
     let export = memory::export(caller, true);
@@ -111,7 +116,15 @@ fn record_call(
     WasiSnapshotPreview1::set_hostcall_fuel(&mut state.wasi, fuel);
     state.before_call(row, args)?;
     let before = state.audit.is_some().then(|| memory::copy_all(&memory));
-    let result = call(&mut state.wasi, &mut memory);
+    let result = call(&mut state.wasi, &mut memory, &state.interrupt);
+    if let Err(error) = &result
+        && let Some(Interrupted(signal)) = error.downcast_ref::<Interrupted>().copied()
+    {
+        // The call never returned: it is not recorded; the interruption says it was waiting.
+        let frames = frames_of(&WasmBacktrace::capture(&*caller));
+        caller.data_mut().interrupted(signal, frames, Some(import));
+        return result;
+    }
     state.record_call(row, import, args, params, &result, &memory)?;
     if let Some(before) = before {
         state.audit_writes(row, &before, &memory::copy_all(&memory));

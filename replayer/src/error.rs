@@ -43,4 +43,22 @@ pub enum ReplayError {
     /// The module cannot be run as the recording ran it.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// `ReplayOptions::timeout` ran out before the replay ended.
+    #[error("the replay did not end within {}", describe_duration(*after))]
+    TimedOut {
+        /// The time limit.
+        after: std::time::Duration,
+    },
+    /// The guest would have grown a linear memory past `ReplayOptions::max_memory`.
+    #[error("the guest would grow its memory to {wanted} bytes, past the replay's limit of {max}")]
+    MemoryLimit {
+        /// The limit.
+        max: usize,
+        /// The size the guest asked for.
+        wanted: usize,
+    },
+}
+
+fn describe_duration(duration: std::time::Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
 }

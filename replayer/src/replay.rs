@@ -4,16 +4,19 @@
 //! environment, no clocks, no randomness. The first mismatch stops the run as a
 //! [`Divergence`].
 
+use std::time::{Duration, Instant};
+
 use wasmtime::Store;
 use wtrace_runtime::cache::Lookup;
+use wtrace_runtime::engine::EpochTicker;
 use wtrace_runtime::module::{CompileOptions, Compiled};
 use wtrace_runtime::native::{self, RegisterComparison};
 use wtrace_runtime::outcome::describe_frame;
 use wtrace_runtime::{EngineSettings, NativeCapturer, RunEnd, WASMTIME_VERSION, entry, module};
-use wtrace_traces::{Event, Frame, NativeCapture, Trace, sha256};
+use wtrace_traces::{Event, Frame, NativeCapture, Trace, TraceError, sha256};
 
 use crate::error::ReplayError;
-use crate::state::{OutputSink, ReplayState};
+use crate::state::{MemoryLimit, OutputSink, ReplayState, Stopped};
 
 /// How to replay.
 #[derive(Debug, Default)]
@@ -30,6 +33,13 @@ pub struct ReplayOptions {
     /// Where compiled code is cached (the same cache recording uses: replay runs the same
     /// engine configuration), and who hears when a module must be compiled.
     pub compile: CompileOptions,
+    /// Stop the replay with [`ReplayError::TimedOut`] after this long (for a trace someone
+    /// sent you). Checked at every host call, and while the guest computes when the trace was
+    /// recorded with epoch checks (every recording since format 1.1).
+    pub timeout: Option<Duration>,
+    /// Stop the replay with [`ReplayError::MemoryLimit`] when the guest would grow a linear
+    /// memory or table past this many bytes (elements, for tables) in all.
+    pub max_memory: Option<usize>,
 }
 
 /// The first point where the replayed run left the recorded one.
@@ -126,11 +136,22 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
 
     let linker = crate::shims::link(&engine, &module, &run.imports)?;
 
-    let state = ReplayState::new(trace, trace.events(), options.stdout, options.stderr);
+    let mut state = ReplayState::new(trace, trace.events(), options.stdout, options.stderr);
+    state.deadline = options.timeout.map(|timeout| Instant::now() + timeout);
+    state.memory_limit = options.max_memory.map(MemoryLimit::new);
     let mut store = Store::new(&engine, state);
+    if store.data().memory_limit.is_some() {
+        store.limiter(|state| state.memory_limit.as_mut().expect("set above"));
+    }
+    let ticker = settings.is_interruptible().then(|| {
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(ReplayState::on_tick);
+        EpochTicker::start(&engine)
+    });
     let native = NativeCapturer::install(&mut store, &module);
     let module_name = run.modules.first().map_or_else(String::new, |m| m.name.clone());
     let started = entry::run(&mut store, &linker, &module, run.invoke.as_deref(), &invoke_args(run))?;
+    drop(ticker);
     if let Some(failure) = store.data_mut().failed.take() {
         return Err(failure.into());
     }
@@ -140,6 +161,19 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
     if let Some(failure) = state.failed.take() {
         return Err(failure.into());
     }
+    if let Some(MemoryLimit { max, exceeded: Some(wanted) }) = state.memory_limit {
+        return Err(ReplayError::MemoryLimit { max, wanted });
+    }
+    let (end, report) = match state.stopped {
+        Some(Stopped::TimedOut) => {
+            return Err(ReplayError::TimedOut { after: options.timeout.unwrap_or_default() });
+        }
+        Some(Stopped::AtInterruption) => match &state.event {
+            Event::Interrupted(interruption) => (RunEnd::Interrupted(interruption.clone()), None),
+            _ => (end, report),
+        },
+        None => (end, report),
+    };
     let recorded = recorded_end(trace)?;
     if state.divergence.is_none() {
         let seq = state.seq;
@@ -230,12 +264,27 @@ pub fn recorded_end(trace: &Trace) -> Result<Option<RunEnd>, ReplayError> {
     if trace.is_empty() {
         return Ok(None);
     }
-    Ok(match trace.event(trace.len() - 1)? {
-        Event::Exit { code } => Some(RunEnd::Exited(code)),
+    let seq = trace.len() - 1;
+    Ok(match trace.event(seq)? {
+        Event::Exit { code } => Some(RunEnd::Exited(guest_status(seq, code)?)),
         Event::Trap(trap) => Some(RunEnd::Trapped(trap)),
         Event::Returned { values } => Some(RunEnd::Returned(values)),
+        Event::Interrupted(interruption) => Some(RunEnd::Interrupted(interruption)),
         Event::HostCall(_) => None,
     })
+}
+
+/// A recorded exit status, which WASI limits to 0–125: anything else is a forged or damaged
+/// trace (a recorded 205 would otherwise pass for wtrace's own "diverged").
+pub(crate) fn guest_status(seq: u64, code: i32) -> Result<i32, TraceError> {
+    if (0..=125).contains(&code) {
+        Ok(code)
+    } else {
+        Err(TraceError::ImpossibleEvent {
+            seq,
+            detail: format!("exit status {code} is outside WASI's 0–125"),
+        })
+    }
 }
 
 /// The arguments an `--invoke`d function was called with (for a command, `args` is argv).

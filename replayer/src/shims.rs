@@ -135,6 +135,10 @@ pub(crate) fn replay_call(
     results: ResultSlot<'_>,
 ) -> wasmtime::Result<()> {
     let (name, id) = (&shim.name, shim.id);
+    if let Some(stopped) = caller.data().must_stop(true) {
+        caller.data_mut().stopped = Some(stopped);
+        return Err(stopped.into());
+    }
     if caller.data().debug.is_some() {
         crate::debug::at_host_call(&mut caller.as_context_mut());
     }
@@ -254,7 +258,13 @@ fn apply_call(
             }
             Ok(Ok(()))
         }
-        Outcome::Exited(code) => Ok(Err(GuestExit(*code).into())),
+        Outcome::Exited(code) => match crate::replay::guest_status(state.seq.unwrap_or(0), *code) {
+            Ok(code) => Ok(Err(GuestExit(code).into())),
+            Err(impossible) => {
+                state.failed = Some(impossible);
+                Ok(Err(Diverged.into()))
+            }
+        },
         Outcome::Error(chain) => Ok(Err(host_error(chain))),
     }
 }

@@ -2,8 +2,9 @@
 //! goes, and the first divergence.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
-use wasmtime::Extern;
+use wasmtime::{Extern, StoreContextMut, UpdateDeadline};
 use wtrace_runtime::memory::KeepsMemoryExport;
 use wtrace_traces::{Event, HostCall, ImportId, ImportName, Stream, Trace, TraceError, Value};
 
@@ -54,6 +55,68 @@ pub(crate) struct ReplayState {
     /// Whether the trace says what each call printed (format 1.1 on); older traces print
     /// every `fd_write` to descriptors 1 and 2.
     pub(crate) printed_recorded: bool,
+    /// Why the replay stopped the guest before its run ended, if it did.
+    pub(crate) stopped: Option<Stopped>,
+    /// When the event before a recorded interruption was replayed: the interruption is
+    /// reached as long after it as the recording ran.
+    pub(crate) last_call: Instant,
+    /// When `ReplayOptions::timeout` runs out.
+    pub(crate) deadline: Option<Instant>,
+    /// `ReplayOptions::max_memory`.
+    pub(crate) memory_limit: Option<MemoryLimit>,
+}
+
+/// Refuses to grow a linear memory past a size, and remembers the size wanted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemoryLimit {
+    pub(crate) max: usize,
+    pub(crate) exceeded: Option<usize>,
+}
+
+impl MemoryLimit {
+    pub(crate) fn new(max: usize) -> MemoryLimit {
+        MemoryLimit { max, exceeded: None }
+    }
+}
+
+/// The error that stops a guest whose memory would grow past [`MemoryLimit`].
+#[derive(Debug, thiserror::Error)]
+#[error("linear memory would grow past the replay's limit")]
+struct OverLimit;
+
+impl wasmtime::ResourceLimiter for MemoryLimit {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.exceeded = Some(desired);
+            return Err(OverLimit.into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// Why a replay stopped its guest before the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Stopped {
+    /// The recording was interrupted here.
+    #[error("the replay reached the point where the recording was interrupted")]
+    AtInterruption,
+    /// `ReplayOptions::timeout` ran out.
+    #[error("the replay ran out of time")]
+    TimedOut,
 }
 
 impl KeepsMemoryExport for ReplayState {
@@ -110,9 +173,42 @@ impl ReplayState {
             memory: None,
             debug: None,
             printed_recorded: header.format >= wtrace_traces::FormatVersion { major: 1, minor: 1 },
+            stopped: None,
+            last_call: Instant::now(),
+            deadline: None,
+            memory_limit: None,
         };
         state.advance();
         state
+    }
+
+    /// Whether the replay must stop the guest before it makes another call or runs on: the
+    /// recording was interrupted here, or the time is up.
+    pub(crate) fn must_stop(&self, before_call: bool) -> Option<Stopped> {
+        if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Some(Stopped::TimedOut);
+        }
+        match (&self.event, self.seq) {
+            (Event::Interrupted(interruption), Some(_))
+                if before_call
+                    || self.last_call.elapsed() >= Duration::from_millis(interruption.after_ms) =>
+            {
+                Some(Stopped::AtInterruption)
+            }
+            _ => None,
+        }
+    }
+
+    /// At each epoch tick of an interruptible replay: stops the guest where the recording
+    /// was interrupted, or when the time is up.
+    pub(crate) fn on_tick(mut store: StoreContextMut<'_, ReplayState>) -> wasmtime::Result<UpdateDeadline> {
+        match store.data().must_stop(false) {
+            Some(stopped) => {
+                store.data_mut().stopped = Some(stopped);
+                Err(stopped.into())
+            }
+            None => Ok(UpdateDeadline::Continue(1)),
+        }
     }
 
     /// The sink of `stream`.
@@ -133,6 +229,9 @@ impl ReplayState {
             }
             None => None,
         };
+        if matches!(self.event, Event::Interrupted(_)) {
+            self.last_call = Instant::now();
+        }
     }
 
     pub(crate) fn describe_next(&self) -> String {
@@ -147,6 +246,7 @@ impl ReplayState {
                 let values: Vec<String> = values.iter().map(ToString::to_string).collect();
                 format!("return of [{}]", values.join(", "))
             }
+            Event::Interrupted(interruption) => format!("the interruption by {}", interruption.signal_name()),
         }
     }
 }

@@ -214,7 +214,6 @@ fn private_enough(dir: &Path) -> bool {
     }
 }
 
-
 /// Stores `module`'s compiled code under `key`, then removes the least recently used entries
 /// beyond the size bound. Failures are ignored: the cache only ever saves time.
 pub(crate) fn store(options: &CacheOptions, key: &str, module: &Module) {

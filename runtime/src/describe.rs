@@ -419,6 +419,20 @@ pub fn summary(imports: &[ImportName], event: &Event) -> String {
             let values: Vec<String> = values.iter().map(ToString::to_string).collect();
             format!("RETURNED [{}]", values.join(", "))
         }
+        Event::Interrupted(interruption) => {
+            let mut text = format!("INTERRUPTED by {}", interruption.signal_name());
+            if let Some(frame) = interruption.frames.first() {
+                let name = frame
+                    .func_name
+                    .as_deref()
+                    .map_or_else(|| format!("<wasm function {}>", frame.func_index), readable_name);
+                let _ = write!(text, " in {name}");
+            }
+            if let Some(import) = interruption.in_host_call.and_then(|i| imports.get(i.0 as usize)) {
+                let _ = write!(text, " waiting in {}", import.name);
+            }
+            text
+        }
     }
 }
 

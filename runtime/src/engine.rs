@@ -8,7 +8,46 @@
 
 use std::fmt::Write as _;
 
+use std::sync::mpsc;
+use std::time::Duration;
+
 use wasmtime::{Config, Engine};
+
+/// How often an [`EpochTicker`] advances the epoch: the most an interruptible run computes
+/// before it looks at a stop request or a time limit.
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// Advances an engine's epoch every [`TICK`] while it lives, from a thread of its own: what an
+/// [`EngineSettings::interruptible`] run's store sees as its clock.
+pub struct EpochTicker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: &Engine) -> EpochTicker {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let engine = engine.clone();
+        let thread = std::thread::Builder::new()
+            .name("wtrace-ticker".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(TICK) {
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        EpochTicker { stop: Some(stop), thread }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 /// A Wasm proposal that `-W NAME=y|n` switches, with its `wasmtime::Config` setter.
 struct Proposal {
@@ -61,7 +100,12 @@ pub struct EngineSettings {
     proposals: Vec<(&'static str, bool)>,
     /// `-W max-wasm-stack=N`.
     max_wasm_stack: Option<usize>,
+    /// Epoch checks in the compiled code ([`EngineSettings::interruptible`]).
+    epochs: bool,
 }
+
+/// Header key of [`EngineSettings::interruptible`].
+const EPOCHS_KEY: &str = "epoch-interruption";
 
 /// A setting that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,7 +164,26 @@ impl EngineSettings {
         if let Some(bytes) = self.max_wasm_stack {
             out.push(("max-wasm-stack".into(), bytes.to_string()));
         }
+        if self.epochs {
+            out.push((EPOCHS_KEY.into(), "y".into()));
+        }
         out
+    }
+
+    /// These settings with epoch checks compiled in (a load and a compare at each function
+    /// entry and loop header), so that a running guest can be stopped from another thread: how
+    /// recording stops at Ctrl-C and hands over buffered events while the guest computes, and
+    /// how replay stops at a recorded interruption or a time limit. A store of such an engine
+    /// must set an epoch deadline. Replay compiles a trace with the setting it was recorded
+    /// with, so the machine code, and with it stack depths, stays the same.
+    #[must_use]
+    pub fn interruptible(&self) -> EngineSettings {
+        EngineSettings { epochs: true, ..self.clone() }
+    }
+
+    /// Whether epoch checks are compiled in.
+    pub fn is_interruptible(&self) -> bool {
+        self.epochs
     }
 
     /// Rebuilds the settings a trace was recorded with, refusing any this build cannot honour.
@@ -133,6 +196,10 @@ impl EngineSettings {
                         "the trace was recorded with engine setting {key}={value}, which this wtrace cannot replay (it uses {key}={fixed})"
                     )));
                 }
+                continue;
+            }
+            if key == EPOCHS_KEY && value == "y" {
+                settings.epochs = true;
                 continue;
             }
             if key == "max-wasm-stack" {
@@ -212,6 +279,7 @@ impl EngineSettings {
         if let Some(bytes) = self.max_wasm_stack {
             config.max_wasm_stack(bytes);
         }
+        config.epoch_interruption(self.epochs);
         config
     }
 

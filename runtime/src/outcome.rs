@@ -4,7 +4,7 @@
 //! compares equal to the recorded one exactly when Wasmtime saw the same trap.
 
 use wasmtime::Store;
-use wtrace_traces::{Frame, MissingReason, NativeCapture, Trap, TrapCode, Value};
+use wtrace_traces::{Frame, Interruption, MissingReason, NativeCapture, Trap, TrapCode, Value};
 
 use crate::entry::Run;
 use crate::native::NativeCapturer;
@@ -18,6 +18,8 @@ pub enum RunEnd {
     Trapped(Box<Trap>),
     /// An `--invoke`d function returned these values.
     Returned(Vec<Value>),
+    /// The recording was interrupted by a signal before the run ended.
+    Interrupted(Box<Interruption>),
 }
 
 impl RunEnd {
@@ -28,6 +30,7 @@ impl RunEnd {
             RunEnd::Exited(code) => *code,
             RunEnd::Trapped(_) => TRAP_EXIT_STATUS,
             RunEnd::Returned(_) => 0,
+            RunEnd::Interrupted(interruption) => interruption.exit_status(),
         }
     }
 
@@ -46,6 +49,15 @@ impl RunEnd {
             RunEnd::Returned(values) => {
                 let values: Vec<String> = values.iter().map(ToString::to_string).collect();
                 format!("returned [{}]", values.join(", "))
+            }
+            RunEnd::Interrupted(interruption) => {
+                let at = interruption.frames.first().map(describe_frame).unwrap_or_default();
+                let name = interruption.signal_name();
+                if at.is_empty() {
+                    format!("interrupted by {name}")
+                } else {
+                    format!("interrupted by {name} in {at}")
+                }
             }
         }
     }

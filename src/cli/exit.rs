@@ -55,6 +55,9 @@ impl CliError {
                 exit_codes::DAMAGED,
                 Some(format!("the file is damaged; `wtrace repair {shown}` keeps every intact event")),
             ),
+            TraceError::ImpossibleEvent { .. } => {
+                (exit_codes::DAMAGED, Some("the trace was altered; it cannot be replayed".into()))
+            }
             TraceError::ModuleNotEmbedded { .. } | TraceError::ModuleHashMismatch { .. } => {
                 (exit_codes::DAMAGED, Some("the trace's embedded module is missing or altered".into()))
             }

@@ -132,6 +132,15 @@ pub(crate) fn event(header: &Header, seq: u64, e: &Event, module: Option<&Module
         Event::Returned { values: vs } => {
             object.insert("values".into(), values(vs));
         }
+        Event::Interrupted(interruption) => {
+            object.insert("signal".into(), json!(interruption.signal));
+            object.insert("signal_name".into(), json!(interruption.signal_name()));
+            let frames = interruption.frames.iter().map(|f| frame(header, f, module)).collect();
+            object.insert("frames".into(), Json::Array(frames));
+            let waiting = interruption.in_host_call.and_then(|i| header.run.imports.get(i.0 as usize));
+            object.insert("in_host_call".into(), json!(waiting.map(ToString::to_string)));
+            object.insert("after_ms".into(), json!(interruption.after_ms));
+        }
     }
     Json::Object(object)
 }

@@ -92,16 +92,18 @@ pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
         host_funcs: Vec::new(),
         compile: args.compile.options(args.quiet),
         module_store,
+        interrupt: stop_on_signals()?,
     };
+    // `latest` names this trace from the start, so that it still does if the run is killed.
+    if in_trace_dir {
+        trace_dir::set_latest(&path);
+    }
     let recorded = recorder::record(&options, &path).map_err(|e| {
         if in_trace_dir {
             let _ = std::fs::remove_file(&path);
         }
         record_error(&e, &args.module)
     })?;
-    if in_trace_dir {
-        trace_dir::set_latest(&path);
-    }
     if let Some(report) = &recorded.report {
         output::print_stderr(report);
     }
@@ -113,6 +115,12 @@ pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
         }
         output::print_stdout(&out)?;
     }
+    if let RunEnd::Interrupted(interruption) = &recorded.end {
+        output::note(&format!(
+            "interrupted by {}: the trace holds every event before it and where the guest was",
+            interruption.signal_name()
+        ));
+    }
     if !args.quiet {
         output::note(&format!(
             "recorded {} events to {} ({})",
@@ -122,6 +130,23 @@ pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
         ));
     }
     Ok(recorded.end.exit_status())
+}
+
+/// An interrupt that SIGINT, SIGTERM and SIGHUP raise: the guest stops and the trace is
+/// finished with an `interrupted` event. A second signal exits at once, with the shell's status
+/// for it (128 + N); the events written so far stay recoverable.
+fn stop_on_signals() -> Result<recorder::Interrupt, CliError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let interrupt = recorder::Interrupt::new();
+    let again = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM, SIGHUP] {
+        let registered =
+            signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, again.clone())
+                .and_then(|_| signal_hook::flag::register(signal, again.clone()))
+                .and_then(|_| signal_hook::flag::register_usize(signal, interrupt.cell(), signal as usize));
+        registered.map_err(|e| CliError::internal(format!("cannot handle signal {signal}: {e}")))?;
+    }
+    Ok(interrupt)
 }
 
 /// `HOST[::GUEST]`; the guest path defaults to the host path, as in `wasmtime run`.

@@ -40,6 +40,14 @@ pub(crate) struct ReplayArgs {
     allow_modified_module: bool,
     #[command(flatten)]
     compile: CompileFlags,
+    /// Stop (exit 211) if the replay has not ended after this long: `30s`, `500ms`, `2m`; a
+    /// bare number is seconds. For traces from elsewhere.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Stop (exit 211) if the guest would grow a linear memory past this size: `64MiB`,
+    /// `1G`, `65536`.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    max_memory: Option<usize>,
     /// Debug replay: stop at each --break and print the frames there, then at the trap or the
     /// end; or run the --ex commands. Positions print as HOSTCALLS+STEPS (host calls
     /// completed, then instructions since; `+?` when not yet counted).
@@ -131,6 +139,8 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
         module,
         allow_modified_module: args.allow_modified_module,
         compile: args.compile.options(args.quiet),
+        timeout: args.timeout,
+        max_memory: args.max_memory,
     };
     let module_name = trace.header().run.modules.first().map_or_else(String::new, |m| m.name.clone());
     let replay =
@@ -178,6 +188,36 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
         return Err(CliError::new(exit_codes::EXPECTATION_FAILED, failures.join("; "), None));
     }
     Ok(replay.end.exit_status())
+}
+
+/// `30s`, `500ms`, `2m`, `1h`, or a number of seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30s or 500ms"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit `{other}` in `{text}`: use ms, s, m or h")),
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
+}
+
+/// `65536`, `64K`, `64KiB`, `16M`, `16MiB`, `1G`, `1GiB` (K, M and G are powers of 1024).
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: usize = number.parse().map_err(|_| format!("`{text}` is not a size like 64MiB"))?;
+    let shift = match unit.trim().trim_end_matches("iB").trim_end_matches('B') {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" => 20,
+        "G" => 30,
+        other => return Err(format!("unknown unit `{other}` in `{text}`: use K, M or G")),
+    };
+    value.checked_mul(1 << shift).ok_or_else(|| format!("`{text}` is out of range"))
 }
 
 /// How much the replay printed, and whether that is what the recording's terminal showed.
@@ -298,6 +338,11 @@ pub(crate) fn replay_error(error: &ReplayError, trace: &Path, module: &str) -> C
             exit_codes::REFUSED,
             error.to_string(),
             Some("pass --allow-modified-module to replay it anyway and see where it diverges".to_string()),
+        ),
+        ReplayError::TimedOut { .. } | ReplayError::MemoryLimit { .. } => CliError::new(
+            exit_codes::LIMIT_EXCEEDED,
+            format!("stopped the replay of {}: {error}", trace.display()),
+            Some("raise --timeout or --max-memory if the trace is one you trust".to_string()),
         ),
         ReplayError::Setup(setup) => {
             let mut cli = CliError::from_setup(setup, module, "replay");

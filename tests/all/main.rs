@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod debug;
+mod interrupt;
 mod library;
 mod native;
 mod record_replay;

@@ -9,7 +9,8 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wtrace::EngineSettings;
 
-/// What plain Wasmtime (same engine settings, real WASI) reports for a fixture's trap:
+/// What plain Wasmtime (same engine settings — recording's epoch checks included, which can
+/// move a trap's reported PC by an instruction — real WASI) reports for a fixture's trap:
 /// the trap, or for a host error its message, and every frame's function index and Wasm PC,
 /// innermost first.
 type Frames = Vec<(u64, Option<u64>)>;
@@ -19,11 +20,12 @@ fn wasmtime_reference(path: &std::path::Path, flags: &[&str]) -> (Option<Wasmtim
     for flag in flags {
         settings.apply_flag(flag).unwrap();
     }
-    let engine = settings.engine().unwrap();
+    let engine = settings.interruptible().engine().unwrap();
     let module = Module::from_file(&engine, path).unwrap();
     let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
     p1::add_to_linker_sync(&mut linker, |cx| cx).unwrap();
     let mut store = Store::new(&engine, WasiCtxBuilder::new().build_p1());
+    store.set_epoch_deadline(1 << 40);
     let instance = linker.instantiate(&mut store, &module).unwrap();
     let start = instance.get_typed_func::<(), ()>(&mut store, "_start").unwrap();
     let error = start.call(&mut store, ()).expect_err("the fixture must trap");

@@ -9,7 +9,7 @@
 
 use bincode::{Decode, Encode};
 
-use crate::event::{Event, EventKind, HostCall, Trap, Value};
+use crate::event::{Event, EventKind, HostCall, Interruption, Trap, Value};
 
 /// Largest record (kind + body) the writer accepts and the reader believes: 256 MiB.
 pub const MAX_RECORD_LEN: usize = 256 << 20;
@@ -18,6 +18,7 @@ const KIND_HOST_CALL: u8 = 1;
 const KIND_TRAP: u8 = 2;
 const KIND_EXIT: u8 = 3;
 const KIND_RETURNED: u8 = 4;
+const KIND_INTERRUPTED: u8 = 5;
 
 fn kind_byte(kind: EventKind) -> u8 {
     match kind {
@@ -25,6 +26,7 @@ fn kind_byte(kind: EventKind) -> u8 {
         EventKind::Trap => KIND_TRAP,
         EventKind::Exit => KIND_EXIT,
         EventKind::Returned => KIND_RETURNED,
+        EventKind::Interrupted => KIND_INTERRUPTED,
     }
 }
 
@@ -97,6 +99,7 @@ impl RecordEncoder {
             Event::Trap(trap) => encode_value(trap.as_ref(), &mut self.body)?,
             Event::Exit { code } => encode_value(code, &mut self.body)?,
             Event::Returned { values } => encode_value(values, &mut self.body)?,
+            Event::Interrupted(interruption) => encode_value(interruption.as_ref(), &mut self.body)?,
         }
         self.finish(out)
     }
@@ -171,6 +174,7 @@ pub(crate) fn decode_record_into(
         KIND_TRAP => Event::Trap(Box::new(decode_value::<Trap>(body, newer_minor)?)),
         KIND_EXIT => Event::Exit { code: decode_value::<i32>(body, newer_minor)? },
         KIND_RETURNED => Event::Returned { values: decode_value::<Vec<Value>>(body, newer_minor)? },
+        KIND_INTERRUPTED => Event::Interrupted(Box::new(decode_value::<Interruption>(body, newer_minor)?)),
         _ if newer_minor => return Ok(false),
         other => return Err(format!("unknown event kind {other}")),
     };

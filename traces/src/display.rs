@@ -3,7 +3,7 @@
 
 use std::fmt::{self, Display, Formatter, Write};
 
-use crate::event::{Event, HostCall, MemoryBytes, NativeCapture, Outcome, Trap, Value};
+use crate::event::{Event, HostCall, Interruption, MemoryBytes, NativeCapture, Outcome, Trap, Value};
 use crate::header::Header;
 
 impl Display for Value {
@@ -92,8 +92,31 @@ impl Display for EventLine<'_> {
                 list(f, values)?;
                 f.write_str(")")
             }
+            Event::Interrupted(interruption) => interruption_line(f, self.header, interruption),
         }
     }
+}
+
+/// `SIGINT in spin at 0x1a3, running Wasm 3012 ms after the last event`.
+fn interruption_line(f: &mut Formatter<'_>, header: &Header, interruption: &Interruption) -> fmt::Result {
+    f.write_str(&interruption.signal_name())?;
+    if let Some(frame) = interruption.frames.first() {
+        match &frame.func_name {
+            Some(name) => write!(f, " in {name}")?,
+            None => write!(f, " in <wasm function {}>", frame.func_index)?,
+        }
+        if let Some(pc) = frame.module_offset {
+            write!(f, " at {pc:#x}")?;
+        }
+    }
+    match interruption.in_host_call {
+        Some(import) => match header.run.imports.get(import.0 as usize) {
+            Some(import) => write!(f, ", waiting in {}::{}", import.module, import.name)?,
+            None => write!(f, ", waiting in import #{}", import.0)?,
+        },
+        None => f.write_str(", running Wasm")?,
+    }
+    write!(f, " {} ms after the last event", interruption.after_ms)
 }
 
 fn host_call(f: &mut Formatter<'_>, header: &Header, call: &HostCall) -> fmt::Result {

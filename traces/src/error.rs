@@ -113,6 +113,14 @@ pub enum TraceError {
         /// The module's name.
         name: String,
     },
+    /// An event that decodes but cannot have been recorded (a forged or damaged trace).
+    #[error("event {seq} cannot have been recorded: {detail}")]
+    ImpossibleEvent {
+        /// The event.
+        seq: u64,
+        /// What is impossible about it.
+        detail: String,
+    },
     /// A value handed to the writer cannot be stored (too large, inconsistent with the header).
     #[error("cannot write trace: {0}")]
     InvalidInput(String),

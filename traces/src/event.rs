@@ -31,6 +31,40 @@ pub enum Event {
         /// The values returned.
         values: Vec<Value>,
     },
+    /// The recording was interrupted (Ctrl-C, `kill`) before the run ended (format 1.1 on).
+    Interrupted(Box<Interruption>),
+}
+
+/// Where the guest was when its recording was interrupted by a signal.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Interruption {
+    /// The signal's number (1 SIGHUP, 2 SIGINT, 15 SIGTERM).
+    pub signal: i32,
+    /// The Wasm backtrace at the interruption, innermost frame first.
+    pub frames: Vec<Frame>,
+    /// The import whose call the guest was waiting in (not recorded: it never returned), or
+    /// `None` when it was running Wasm code.
+    pub in_host_call: Option<ImportId>,
+    /// Milliseconds the guest ran after its last recorded event before the interruption; a
+    /// replay runs about as long before it stops there.
+    pub after_ms: u64,
+}
+
+impl Interruption {
+    /// `SIGINT`, `SIGTERM`, ... for the signals wtrace stops on, `signal N` for others.
+    pub fn signal_name(&self) -> String {
+        match self.signal {
+            1 => "SIGHUP".into(),
+            2 => "SIGINT".into(),
+            15 => "SIGTERM".into(),
+            n => format!("signal {n}"),
+        }
+    }
+
+    /// The exit status a shell reports for a process ended by the signal: 128 + its number.
+    pub fn exit_status(&self) -> i32 {
+        128 + self.signal
+    }
 }
 
 /// The kinds of event, in the order their counts are kept in the frame index.
@@ -44,12 +78,14 @@ pub enum EventKind {
     Exit,
     /// [`Event::Returned`]
     Returned,
+    /// [`Event::Interrupted`]
+    Interrupted,
 }
 
 impl EventKind {
     /// Every kind, in index order.
-    pub const ALL: [EventKind; 4] =
-        [EventKind::HostCall, EventKind::Trap, EventKind::Exit, EventKind::Returned];
+    pub const ALL: [EventKind; 5] =
+        [EventKind::HostCall, EventKind::Trap, EventKind::Exit, EventKind::Returned, EventKind::Interrupted];
 
     /// The stable lower-case name used by `dump`, `info` and filters.
     pub fn name(self) -> &'static str {
@@ -58,6 +94,7 @@ impl EventKind {
             EventKind::Trap => "trap",
             EventKind::Exit => "exit",
             EventKind::Returned => "returned",
+            EventKind::Interrupted => "interrupted",
         }
     }
 
@@ -75,6 +112,7 @@ impl Event {
             Event::Trap(_) => EventKind::Trap,
             Event::Exit { .. } => EventKind::Exit,
             Event::Returned { .. } => EventKind::Returned,
+            Event::Interrupted(_) => EventKind::Interrupted,
         }
     }
 }

@@ -40,8 +40,8 @@ pub use codec::parse_event_stream;
 pub use container::{IndexEntry, ReadAt};
 pub use error::{Result, TraceError};
 pub use event::{
-    Event, EventKind, Frame, HostCall, ImportId, MemoryBytes, MissingReason, NativeCapture, Outcome, Printed,
-    SourceLocation, Stream, Trap, TrapCode, Value,
+    Event, EventKind, Frame, HostCall, ImportId, Interruption, MemoryBytes, MissingReason, NativeCapture,
+    Outcome, Printed, SourceLocation, Stream, Trap, TrapCode, Value,
 };
 pub use header::{EnvVar, FormatVersion, Header, ImportName, ModuleEntry, Preopen, RunInfo, hex, sha256};
 pub use native::{Arch, NativeFrame, NativeSnapshot, RegisterValue, Signal};
@@ -52,7 +52,8 @@ pub use writer::{IN_FLIGHT_BATCHES, TraceWriter, WriteSummary, WriterOptions};
 
 /// The format major version this build reads and writes.
 pub const FORMAT_MAJOR: u16 = 1;
-/// The format minor version this build writes. 1.1 added [`HostCall::printed`].
+/// The format minor version this build writes. 1.1 added [`HostCall::printed`] and
+/// [`Event::Interrupted`].
 pub const FORMAT_MINOR: u16 = 1;
 /// The version of wtrace recorded as a trace's writer.
 pub const WRITER_VERSION: &str = env!("CARGO_PKG_VERSION");

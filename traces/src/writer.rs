@@ -217,6 +217,13 @@ impl TraceWriter {
         Ok(())
     }
 
+    /// Hands the events appended so far to the compressor without waiting for them to reach
+    /// the file: a recorder calls it on a timer, so events are written within a tick even when
+    /// no more are appended.
+    pub fn hand_over(&mut self) -> Result<()> {
+        self.send_batch()
+    }
+
     /// Writes the last batch, the index and the seek table, flushes the sink, and reports sizes.
     pub fn finish(mut self) -> Result<WriteSummary> {
         self.finish_inner()

@@ -85,7 +85,7 @@ impl Filter {
                     }
                     Outcome::Exited(_) => false,
                 },
-                Event::Trap(_) => true,
+                Event::Trap(_) | Event::Interrupted(_) => true,
                 _ => false,
             },
         })
@@ -99,6 +99,7 @@ pub(crate) fn short_kind(kind: EventKind) -> &'static str {
         EventKind::Trap => "trap",
         EventKind::Exit => "exit",
         EventKind::Returned => "returned",
+        EventKind::Interrupted => "intr",
     }
 }
 

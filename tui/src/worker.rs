@@ -151,7 +151,8 @@ impl Jobs {
         for frame in self.trace.frames() {
             let special = frame.count(EventKind::Trap)
                 + frame.count(EventKind::Exit)
-                + frame.count(EventKind::Returned);
+                + frame.count(EventKind::Returned)
+                + frame.count(EventKind::Interrupted);
             if special == 0 {
                 continue;
             }
@@ -160,7 +161,7 @@ impl Jobs {
                 let Ok((seq, event)) = item else { break };
                 match event.kind() {
                     EventKind::Trap => traps.push(seq),
-                    EventKind::Exit | EventKind::Returned => ends.push(seq),
+                    EventKind::Exit | EventKind::Returned | EventKind::Interrupted => ends.push(seq),
                     EventKind::HostCall => {}
                 }
             }

@@ -90,6 +90,24 @@ fn lines(app: &App, styles: &Styles, event: &Event) -> Vec<Line<'static>> {
                 styles.end(),
             ));
         }
+        Event::Interrupted(interruption) => {
+            out.push(Line::styled(
+                format!("the recording was interrupted by {}", interruption.signal_name()),
+                styles.trap(),
+            ));
+            let imports = app.store.borrow().imports().clone();
+            let doing = match interruption.in_host_call.and_then(|i| imports.get(i.0 as usize)) {
+                Some(import) => format!("waiting in a call of {import} (not recorded: it never returned)"),
+                None => "running Wasm code".into(),
+            };
+            out.push(field(styles, "guest was", doing));
+            out.push(field(styles, "after", format!("{} ms since the event before", interruption.after_ms)));
+            out.push(Line::raw(""));
+            out.push(Line::styled("backtrace (4 Frames, 3 Code):", styles.label()));
+            for (i, f) in interruption.frames.iter().enumerate() {
+                out.push(Line::raw(format!("  {}", super::code::frame_text(app, i, f))));
+            }
+        }
     }
     out
 }

@@ -30,7 +30,7 @@ pub(super) fn events(app: &App, frame: &mut Frame<'_>, area: Rect) {
         let Some(seq) = app.seq_at(position) else { break };
         let Some(line) = app.line(seq) else { break };
         let style = match line.kind {
-            EventKind::Trap => styles.trap(),
+            EventKind::Trap | EventKind::Interrupted => styles.trap(),
             EventKind::Exit | EventKind::Returned => styles.end(),
             EventKind::HostCall if line.failed => styles.failed(),
             EventKind::HostCall => Style::new(),

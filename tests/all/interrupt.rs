@@ -1,0 +1,202 @@
+//! Recordings that end by a signal, and replays with limits: Ctrl-C on a hung guest keeps the
+//! whole trace with where the guest was, events reach the file while the guest computes, and
+//! replay stops where the recording was interrupted, or at `--timeout` / `--max-memory`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{fixture, guest, text, wtrace, wtrace_command};
+
+/// Starts `wtrace record -o TRACE ARGS...` with its stdout piped.
+fn start_recording(trace: &Path, args: &[&str], stdin: Stdio) -> Child {
+    wtrace_command()
+        .args(["record", "-o", trace.to_str().unwrap()])
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads the child's stdout until `line` has appeared.
+fn wait_for_line(child: &mut Child, line: &str) {
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8];
+    while !String::from_utf8_lossy(&seen).contains(line) {
+        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "the guest ended before printing {line:?}");
+        seen.push(byte[0]);
+    }
+}
+
+/// Sends `signal` (`INT`, `TERM`, `KILL`) with kill(1), as a user would.
+fn signal(child: &Child, signal: &str) {
+    let sent = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+    assert!(sent.success());
+}
+
+/// Waits at most `limit` for the child to end: its status and stderr.
+fn wait_at_most(mut child: Child, limit: Duration) -> (Option<i32>, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            return (status.code(), stderr);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn spin() -> PathBuf {
+    fixture("programs/spin.wat")
+}
+
+#[test]
+fn ctrl_c_on_a_hung_guest_keeps_the_trace_and_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("spin.zst");
+    let mut child = start_recording(&trace, &[spin().to_str().unwrap()], Stdio::null());
+    wait_for_line(&mut child, "started, now spinning");
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    let (status, stderr) = wait_at_most(child, Duration::from_secs(10));
+    assert_eq!(status, Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+
+    // Complete (indexed), with the output before the hang and the interruption in `spin`.
+    let info = text(&wtrace(&["info", trace.to_str().unwrap()]).stdout);
+    assert!(info.contains("status:     complete"), "{info}");
+    assert!(info.contains("interrupted 1"), "{info}");
+    let dump = text(&wtrace(&["dump", trace.to_str().unwrap()]).stdout);
+    let lines: Vec<&str> = dump.lines().collect();
+    assert_eq!(lines.len(), 2, "{dump}");
+    assert!(lines[0].contains(r#"read "started, now spinning\n""#), "{dump}");
+    assert!(lines[1].starts_with("#1 interrupted SIGINT in spin at 0x"), "{dump}");
+    assert!(lines[1].contains("running Wasm"), "{dump}");
+    let json = wtrace(&["dump", "--json", trace.to_str().unwrap(), "1"]);
+    let event: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(event["kind"], "interrupted");
+    assert_eq!(event["signal_name"], "SIGINT");
+    assert_eq!(event["frames"][0]["func_name"], "spin");
+
+    // Replay reproduces the output and stops where the recording was interrupted.
+    let started = Instant::now();
+    let replayed = wtrace(&["replay", trace.to_str().unwrap()]);
+    assert!(started.elapsed() < Duration::from_secs(10), "replay stops; it never hangs");
+    assert_eq!(replayed.status.code(), Some(130), "{}", text(&replayed.stderr));
+    assert_eq!(text(&replayed.stdout), "started, now spinning\n");
+    let stderr = text(&replayed.stderr);
+    assert!(
+        stderr.contains("replay matched the recording: interrupted by SIGINT in spin at Wasm PC 0x"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_while_the_guest_waits_for_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("stdin.zst");
+    // stdin stays open and empty: the guest waits in fd_read.
+    let child = start_recording(&trace, &[guest("stdin_echo").to_str().unwrap()], Stdio::piped());
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "TERM");
+    let (status, stderr) = wait_at_most(child, Duration::from_secs(10));
+    assert_eq!(status, Some(143), "{stderr}");
+    let dump = text(&wtrace(&["dump", trace.to_str().unwrap()]).stdout);
+    let last = dump.lines().last().unwrap();
+    assert!(last.contains("interrupted SIGTERM"), "{dump}");
+    assert!(last.contains("waiting in wasi_snapshot_preview1::fd_read"), "{dump}");
+    let replayed = wtrace(&["replay", "-q", trace.to_str().unwrap()]);
+    assert_eq!(replayed.status.code(), Some(143), "{}", text(&replayed.stderr));
+}
+
+#[test]
+fn events_reach_the_file_while_the_guest_computes() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("spin.zst");
+    let mut child = start_recording(&trace, &[spin().to_str().unwrap()], Stdio::null());
+    wait_for_line(&mut child, "started, now spinning");
+    // No host call follows the print; the epoch tick hands it to the writer.
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "KILL");
+    let (status, _) = wait_at_most(child, Duration::from_secs(10));
+    assert_eq!(status, None, "killed");
+    let dump = wtrace(&["dump", trace.to_str().unwrap()]);
+    let stderr = text(&dump.stderr);
+    assert!(stderr.contains("incomplete trace: 1 events recovered"), "{stderr}");
+    assert!(text(&dump.stdout).contains("started, now spinning"), "{}", text(&dump.stdout));
+}
+
+#[test]
+fn replay_limits_stop_a_foreign_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("spin.zst");
+    let mut child = start_recording(&trace, &[spin().to_str().unwrap()], Stdio::null());
+    wait_for_line(&mut child, "started, now spinning");
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(&child, "INT");
+    assert_eq!(wait_at_most(child, Duration::from_secs(10)).0, Some(130));
+    // The replay would spin for 2.5 s before reaching the interruption.
+    let started = Instant::now();
+    let out = wtrace(&["replay", "-q", "--timeout", "300ms", trace.to_str().unwrap()]);
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(211), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("did not end within 0.3 s"), "{}", text(&out.stderr));
+
+    let grown = dir.path().join("grow.zst");
+    let grow = fixture("programs/grow.wat");
+    let out = wtrace(&["record", "-o", grown.to_str().unwrap(), grow.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = wtrace(&["replay", "--max-memory", "1MiB", grown.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(211), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("grow its memory to 67108864 bytes, past the replay's limit of 1048576"),
+        "{stderr}"
+    );
+    assert_eq!(wtrace(&["replay", "--max-memory", "64MiB", grown.to_str().unwrap()]).status.code(), Some(0));
+}
+
+#[test]
+fn a_recorded_exit_status_outside_wasi_range_is_refused() {
+    use wtrace::traces::{Event, Outcome, TraceWriter, WriterOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("exit.wat");
+    std::fs::write(
+        &module,
+        r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+             (memory (export "memory") 1) (func (export "_start") (call $exit (i32.const 5))))"#,
+    )
+    .unwrap();
+    let trace = dir.path().join("exit.zst");
+    let out = wtrace(&["record", "-o", trace.to_str().unwrap(), module.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    // Forge 205, wtrace's own "diverged", into the recorded exit.
+    let original = wtrace::Trace::open(&trace).unwrap();
+    let forged = dir.path().join("forged.zst");
+    let bytes = original.module_bytes(0).unwrap();
+    let mut writer =
+        TraceWriter::create(&forged, original.header().clone(), &[(0, &bytes)], WriterOptions::default())
+            .unwrap();
+    for item in original.events() {
+        let (_, mut event) = item.unwrap();
+        match &mut event {
+            Event::HostCall(call) => call.outcome = Outcome::Exited(205),
+            Event::Exit { code } => *code = 205,
+            _ => {}
+        }
+        writer.append(&event).unwrap();
+    }
+    writer.finish().unwrap();
+    let out = wtrace(&["replay", forged.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(203), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("exit status 205 is outside WASI's 0–125"), "{}", text(&out.stderr));
+}
