@@ -111,7 +111,8 @@ fn file_read(chunk: u32, file_len: u64) -> Guest {
     }
 }
 
-/// One run on plain Wasmtime + WASI with the engine wtrace uses.
+/// One run on plain Wasmtime + WASI with the engine wtrace uses, minus the epoch checks
+/// recording adds (as `wasmtime run` runs it).
 fn plain_run(engine: &wasmtime::Engine, module: &Module, data: &Path) -> Duration {
     let start = Instant::now();
     let mut linker: Linker<WasiP1Ctx> = Linker::new(engine);

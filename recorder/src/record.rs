@@ -2,7 +2,7 @@
 //! module's entry point, and write every host call and the way the run ended to a trace.
 
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasmtime::{Linker, Store};
@@ -151,7 +151,8 @@ fn run(
         stdio: StdioDescriptors::default(),
         interrupt: options.interrupt.clone(),
         interruption: None,
-        last_event: Instant::now(),
+        ticks: Arc::default(),
+        last_event_tick: 0,
     };
     let mut linker = Linker::new(engine);
     let import_id = |module: &str, name: &str| {
@@ -167,7 +168,8 @@ fn run(
     let native = NativeCapturer::install(&mut store, module);
 
     let run = {
-        let _ticker = EpochTicker::start(engine);
+        let ticker = EpochTicker::start(engine);
+        store.data_mut().ticks = ticker.ticks();
         entry::run(&mut store, &linker, module, options.invoke.as_deref(), &options.args)?
     };
     if let Some(failure) = store.data_mut().failed.take() {

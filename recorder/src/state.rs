@@ -2,7 +2,8 @@
 //! how one host call becomes one recorded event (the bytes the write-set table says the host
 //! wrote, the bytes it read that people want to see) without allocating once warm.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::{Extern, StoreContextMut, UpdateDeadline, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
@@ -16,7 +17,7 @@ use wtrace_traces::{
     Value,
 };
 
-use crate::interrupt::{Interrupt, Interrupted};
+use crate::interrupt::{Interrupt, Interrupted, TICK};
 use crate::options::AuditEntry;
 
 /// Store data of a recording.
@@ -39,8 +40,10 @@ pub(crate) struct RecordState {
     pub(crate) interrupt: Interrupt,
     /// Where the guest was when it stopped for [`RecordState::interrupt`].
     pub(crate) interruption: Option<Interruption>,
-    /// When the last event was appended, for [`Interruption::after_ms`].
-    pub(crate) last_event: Instant,
+    /// The recording's epoch ticks, and their count when the last event was appended: how
+    /// long before an interruption the guest made its last call ([`Interruption::after_ms`]).
+    pub(crate) ticks: Arc<AtomicU64>,
+    pub(crate) last_event_tick: u64,
 }
 
 /// Which guest descriptors refer to the recording's own stdout and stderr: 1 and 2 at the
@@ -105,8 +108,9 @@ struct WriteFailed;
 
 impl RecordState {
     /// Flushes before calls that may block for a long time (reading stdin, polling), so a
-    /// recorder killed while it waits has written every event before the call.
-    pub(crate) fn before_call(&mut self, row: &WasiFunction, args: &[u64]) -> wasmtime::Result<()> {
+    /// recorder killed while it waits has written every event before the call; says whether
+    /// this call may block.
+    pub(crate) fn before_call(&mut self, row: &WasiFunction, args: &[u64]) -> wasmtime::Result<bool> {
         let blocking = match row.blocking {
             Blocking::Never => false,
             Blocking::OnStdin => args.first() == Some(&0),
@@ -116,7 +120,7 @@ impl RecordState {
             self.failed = Some(error);
             return Err(WriteFailed.into());
         }
-        Ok(())
+        Ok(blocking)
     }
 
     /// Appends the host call that just returned `result`.
@@ -249,7 +253,8 @@ impl RecordState {
     /// Notes where the guest stopped for an interrupt: in `frames`, waiting in a call of
     /// `in_host_call` or running Wasm.
     pub(crate) fn interrupted(&mut self, signal: i32, frames: Vec<Frame>, in_host_call: Option<ImportId>) {
-        let after_ms = u64::try_from(self.last_event.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let ticks = self.ticks.load(Ordering::Relaxed).saturating_sub(self.last_event_tick);
+        let after_ms = ticks.saturating_mul(u64::try_from(TICK.as_millis()).unwrap_or(u64::MAX));
         self.interruption = Some(Interruption { signal, frames, in_host_call, after_ms });
     }
 
@@ -270,7 +275,7 @@ impl RecordState {
     }
 
     fn append_scratch(&mut self) -> wasmtime::Result<()> {
-        self.last_event = Instant::now();
+        self.last_event_tick = self.ticks.load(Ordering::Relaxed);
         match self.writer.append_host_call(&self.scratch) {
             Ok(_) => Ok(()),
             Err(error) => {

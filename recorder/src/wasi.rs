@@ -26,8 +26,14 @@ use crate::state::RecordState;
 /// recording is interrupted while it waits.
 macro_rules! call_host {
     (async $interrupt:ident, $e:expr) => {
-        wasmtime_wasi::runtime::in_tokio(crate::interrupt::unless_raised($interrupt, $e))
-            .unwrap_or_else(|interrupted| Err(interrupted.into()))
+        match $interrupt {
+            Some(interrupt) => {
+                wasmtime_wasi::runtime::in_tokio(crate::interrupt::unless_raised(interrupt, $e))
+                    .unwrap_or_else(|interrupted| Err(interrupted.into()))
+            }
+            // Wrapping moves the (large) future once more: only calls that may wait pay that.
+            None => wasmtime_wasi::runtime::in_tokio($e),
+        }
     };
     (sync $interrupt:ident, $e:expr) => {{
         let _ = $interrupt;
@@ -105,7 +111,7 @@ fn record_call(
     import: ImportId,
     args: &[u64],
     params: &[Value],
-    call: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>, &Interrupt) -> wasmtime::Result<i32>,
+    call: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>, Option<&Interrupt>) -> wasmtime::Result<i32>,
 ) -> wasmtime::Result<i32> {
     let fuel = wasmtime::AsContextMut::as_context_mut(&mut *caller).hostcall_fuel();
     let export = memory::export(caller, true);
@@ -114,9 +120,9 @@ fn record_call(
     }
     let (mut memory, state) = memory::split(caller, export.as_ref());
     WasiSnapshotPreview1::set_hostcall_fuel(&mut state.wasi, fuel);
-    state.before_call(row, args)?;
+    let may_wait = state.before_call(row, args)?;
     let before = state.audit.is_some().then(|| memory::copy_all(&memory));
-    let result = call(&mut state.wasi, &mut memory, &state.interrupt);
+    let result = call(&mut state.wasi, &mut memory, may_wait.then_some(&state.interrupt));
     if let Err(error) = &result
         && let Some(Interrupted(signal)) = error.downcast_ref::<Interrupted>().copied()
     {

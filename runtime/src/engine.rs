@@ -8,7 +8,8 @@
 
 use std::fmt::Write as _;
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use wasmtime::{Config, Engine};
@@ -20,6 +21,7 @@ pub const TICK: Duration = Duration::from_millis(50);
 /// Advances an engine's epoch every [`TICK`] while it lives, from a thread of its own: what an
 /// [`EngineSettings::interruptible`] run's store sees as its clock.
 pub struct EpochTicker {
+    ticks: Arc<AtomicU64>,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -28,15 +30,24 @@ impl EpochTicker {
     pub fn start(engine: &Engine) -> EpochTicker {
         let (stop, stopped) = mpsc::channel::<()>();
         let engine = engine.clone();
+        let ticks = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&ticks);
         let thread = std::thread::Builder::new()
             .name("wtrace-ticker".into())
             .spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(TICK) {
                     engine.increment_epoch();
+                    counted.fetch_add(1, Ordering::Relaxed);
                 }
             })
             .ok();
-        EpochTicker { stop: Some(stop), thread }
+        EpochTicker { ticks, stop: Some(stop), thread }
+    }
+
+    /// How many ticks have passed, shared: a clock that costs one load to read, where
+    /// `Instant::now` on a per-host-call path would cost more than the rest of the call.
+    pub fn ticks(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.ticks)
     }
 }
 

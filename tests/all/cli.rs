@@ -22,7 +22,10 @@ fn info_describes_header_counts_and_sizes() {
     assert!(stdout.contains("format:     1.1 (written by wtrace 0.1.0)"), "{stdout}");
     assert!(stdout.contains("recorded:   2026-11-24 17:48:26 UTC"), "{stdout}");
     assert!(stdout.contains("wasmtime:   48.0.0"), "{stdout}");
-    assert!(stdout.contains("events:     1003 (host_call 1002, trap 1, exit 0, returned 0, interrupted 0)"), "{stdout}");
+    assert!(
+        stdout.contains("events:     1003 (host_call 1002, trap 1, exit 0, returned 0, interrupted 0)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("module 0:   app.wasm (8 bytes, sha256 "), "{stdout}");
     assert!(stdout.contains("embedded)"), "{stdout}");
     assert!(stdout.contains("bytes/event"), "{stdout}");
