@@ -3,25 +3,49 @@
 
 use std::io::{self, BufWriter, StdoutLock, Write};
 
+use wtrace::traces::display::escape_controls;
+
 use super::CliError;
 
-/// Buffered, locked stdout.
-pub(crate) fn stdout() -> BufWriter<StdoutLock<'static>> {
-    BufWriter::with_capacity(64 << 10, io::stdout().lock())
+/// Buffered, locked stdout for what wtrace prints about a trace: control characters in it
+/// are shown escaped (see [`escape_controls`]).
+pub(crate) fn stdout() -> Escaping<BufWriter<StdoutLock<'static>>> {
+    Escaping { inner: BufWriter::with_capacity(64 << 10, io::stdout().lock()), scratch: Vec::new() }
+}
+
+/// A writer that shows control characters (but newline and tab) as `\xNN` escapes.
+pub(crate) struct Escaping<W: Write> {
+    inner: W,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> Write for Escaping<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.scratch.clear();
+        wtrace::traces::display::escape_control_bytes(bytes, &mut self.scratch);
+        self.inner.write_all(&self.scratch)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Prints `error: message; hint` as one line on stderr.
 pub(crate) fn report_error(error: &CliError) {
     let mut stderr = io::stderr().lock();
     let _ = match &error.hint {
-        Some(hint) => writeln!(stderr, "error: {}; {hint}", error.message),
-        None => writeln!(stderr, "error: {}", error.message),
+        Some(hint) => {
+            writeln!(stderr, "error: {}; {}", escape_controls(&error.message), escape_controls(hint))
+        }
+        None => writeln!(stderr, "error: {}", escape_controls(&error.message)),
     };
 }
 
 /// Prints a warning line on stderr.
 pub(crate) fn warn(message: &str) {
-    let _ = writeln!(io::stderr().lock(), "warning: {message}");
+    let _ = writeln!(io::stderr().lock(), "warning: {}", escape_controls(message));
 }
 
 /// Flushes stdout, mapping failures (other than a closed pipe) to an output error.
@@ -31,12 +55,13 @@ pub(crate) fn finish(mut out: impl Write) -> Result<(), CliError> {
 
 /// Prints a `wtrace: ...` status line on stderr (stdout belongs to the guest).
 pub(crate) fn note(message: &str) {
-    let _ = writeln!(io::stderr().lock(), "wtrace: {message}");
+    let _ = writeln!(io::stderr().lock(), "wtrace: {}", escape_controls(message));
 }
 
-/// Writes text to stderr as it is.
+/// Writes wtrace's own text (a trap report, a divergence) to stderr, control characters
+/// escaped.
 pub(crate) fn print_stderr(text: &str) {
-    let _ = io::stderr().lock().write_all(text.as_bytes());
+    let _ = io::stderr().lock().write_all(escape_controls(text).as_bytes());
 }
 
 /// Writes text to stdout, treating a closed pipe as a normal end.

@@ -87,7 +87,8 @@ pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
         engine,
         stdin: Stdin::Inherit,
         output: Output::Inherit,
-        command_line: std::env::args().collect(),
+        // As the shell passed it; bytes that are not UTF-8 show as U+FFFD.
+        command_line: std::env::args_os().map(|arg| arg.to_string_lossy().into_owned()).collect(),
         audit_writes: false,
         host_funcs: Vec::new(),
         compile: args.compile.options(args.quiet),
@@ -173,7 +174,10 @@ fn parse_env(text: &str) -> Result<(String, String), CliError> {
         Some((name, value)) => Ok((name.to_string(), value.to_string())),
         None => match std::env::var(text) {
             Ok(value) => Ok((text.to_string(), value)),
-            Err(_) => Err(CliError::usage(format!(
+            Err(std::env::VarError::NotUnicode(_)) => Err(CliError::usage(format!(
+                "--env {text}: its value in wtrace's environment is not UTF-8, which WASI cannot pass; use {text}=VALUE"
+            ))),
+            Err(std::env::VarError::NotPresent) => Err(CliError::usage(format!(
                 "--env {text}: not set in wtrace's environment; use {text}=VALUE"
             ))),
         },

@@ -294,3 +294,61 @@ fn the_readme_documents_every_exit_code() {
         assert!(help.contains(&format!("  {:<4} ", entry.codes())), "--help lacks {}", entry.codes());
     }
 }
+
+/// Strings in a trace are data: a forged one must not drive the terminal it is printed on.
+#[test]
+fn control_characters_from_a_trace_are_printed_escaped() {
+    use wtrace::traces::{Event, TraceWriter};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("forged.zst");
+    let mut header = crate::common::header();
+    header.run.args = vec!["app.wasm".into(), "\x1b]0;owned\x07\x1b[2J".into()];
+    header.run.command_line.push("\r\x1b[1A".into());
+    let mut writer =
+        TraceWriter::create(&path, header, &[(0, crate::common::MODULE)], small_frames()).unwrap();
+    let Event::Trap(mut trap) = crate::common::trap() else { unreachable!() };
+    trap.message = "wasm trap: \x1b[31mred\x1b[0m".into();
+    writer.append(&Event::Trap(trap)).unwrap();
+    writer.finish().unwrap();
+    let p = path.to_str().unwrap();
+    for args in [vec!["info", p], vec!["dump", p]] {
+        let out = wtrace(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(!out.stdout.iter().any(|b| *b == 0x1b || *b == 0x07 || *b == b'\r'), "{}", text(&out.stdout));
+    }
+    let info = text(&wtrace(&["info", p]).stdout);
+    assert!(info.contains(r"\x1b]0;owned\x07\x1b[2J"), "{info}");
+    let dump = text(&wtrace(&["dump", p]).stdout);
+    assert!(dump.contains(r"wasm trap: \x1b[31mred\x1b[0m"), "{dump}");
+}
+
+/// Arguments that are not UTF-8 cannot reach a WASI guest: one line, not a panic, no trace.
+#[cfg(unix)]
+#[test]
+fn arguments_that_are_not_utf8_are_refused_cleanly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("t.zst");
+    let module = dir.path().join(OsStr::from_bytes(b"m\xffodule.wat"));
+    std::fs::write(&module, r#"(module (func (export "_start")))"#).unwrap();
+    // A module path that is not UTF-8 records (its name shows U+FFFD).
+    let out =
+        crate::common::wtrace_command().arg("record").arg("-o").arg(&trace).arg(&module).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&wtrace(&["info", trace.to_str().unwrap()]).stdout).contains("m\u{fffd}odule.wat"));
+    // A guest argument that is not UTF-8 is a usage error.
+    let refused = dir.path().join("refused.zst");
+    let out = crate::common::wtrace_command()
+        .arg("record")
+        .arg("-o")
+        .arg(&refused)
+        .arg(&module)
+        .arg(OsStr::from_bytes(b"\xff\xfe"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(200), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("invalid UTF-8"), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("panicked"));
+    assert!(!refused.exists());
+}

@@ -41,19 +41,21 @@ pub(crate) fn encode_value<T: Encode>(value: &T, out: &mut Vec<u8>) -> crate::Re
 /// later minor version may have appended fields).
 pub(crate) fn decode_value<T: Decode<()>>(bytes: &[u8], allow_trailing: bool) -> Result<T, String> {
     // Allocation claims are checked against a limit of 64x the input (rounded up to a tier):
-    // in-memory sizes may exceed varint-encoded sizes, but never by more than that.
+    // in-memory sizes may exceed varint-encoded sizes, but never by more than that. Nothing
+    // decoded this way (headers, indexes, traps, ends) is legitimately large, so the top tier
+    // is a ceiling, not "unlimited".
     macro_rules! with_limit {
-        ($($limit:literal),*) => {{
+        ($($limit:literal),*; $top:literal) => {{
             let need = bytes.len().saturating_mul(64);
             $(if need <= $limit {
                 bincode::decode_from_slice::<T, _>(bytes, bincode::config::standard().with_limit::<$limit>())
             } else)* {
-                bincode::decode_from_slice::<T, _>(bytes, bincode::config::standard().with_limit::<{ usize::MAX }>())
+                bincode::decode_from_slice::<T, _>(bytes, bincode::config::standard().with_limit::<$top>())
             }
         }};
     }
-    let (value, used) = with_limit!(4096, 65536, 1_048_576, 16_777_216, 268_435_456, 4_294_967_296)
-        .map_err(|e| e.to_string())?;
+    let (value, used) =
+        with_limit!(4096, 65536, 1_048_576, 16_777_216; 268_435_456).map_err(|e| e.to_string())?;
     if used != bytes.len() && !allow_trailing {
         return Err(format!("{} unexpected trailing bytes", bytes.len() - used));
     }
@@ -181,31 +183,49 @@ pub(crate) fn decode_record_into(
     Ok(true)
 }
 
-/// Splits a concatenation of records into `(start, end)` byte ranges of their bodies.
-pub(crate) fn split_records(bytes: &[u8]) -> Result<Vec<(usize, usize)>, (usize, String)> {
-    let mut spans = Vec::new();
+/// Finds the records in a concatenation of them: the offset where each starts (its length
+/// prefix), four bytes a record of at least three, so the list never outgrows the bytes. With
+/// `expected`, more records than that is corruption, found before the list grows past it.
+pub(crate) fn record_starts(bytes: &[u8], expected: Option<u32>) -> Result<Vec<u32>, (usize, String)> {
+    if u32::try_from(bytes.len()).is_err() {
+        return Err((0, format!("{} bytes of records is more than a frame holds", bytes.len())));
+    }
+    let mut starts = Vec::with_capacity(expected.map_or(0, |n| (n as usize).min(bytes.len() / 3)));
     let mut pos = 0;
     while pos < bytes.len() {
         let start = pos;
-        let len = get_varint_u32(bytes, &mut pos).map_err(|e| (start, e))? as usize;
-        if len == 0 || len > MAX_RECORD_LEN {
-            return Err((start, format!("record length {len} is out of range")));
+        if expected.is_some_and(|n| starts.len() >= n as usize) {
+            return Err((start, format!("more records than the {} the index counts", expected.unwrap_or(0))));
         }
-        let end = pos
-            .checked_add(len)
-            .filter(|end| *end <= bytes.len())
-            .ok_or_else(|| (start, format!("record of {len} bytes runs past the end of its frame")))?;
-        spans.push((pos, end));
+        let (_, end) = record_at(bytes, start)?;
+        starts.push(start as u32);
         pos = end;
     }
-    Ok(spans)
+    Ok(starts)
+}
+
+/// The body of the record whose length prefix is at `start`: `(body start, end)`.
+pub(crate) fn record_at(bytes: &[u8], start: usize) -> Result<(usize, usize), (usize, String)> {
+    let mut pos = start;
+    let len = get_varint_u32(bytes, &mut pos).map_err(|e| (start, e))? as usize;
+    if len == 0 || len > MAX_RECORD_LEN {
+        return Err((start, format!("record length {len} is out of range")));
+    }
+    let end = pos
+        .checked_add(len)
+        .filter(|end| *end <= bytes.len())
+        .ok_or_else(|| (start, format!("record of {len} bytes runs past the end of its frame")))?;
+    Ok((pos, end))
 }
 
 /// Parses a whole decompressed event stream (for example the output of `zstd -d trace.zst`).
 /// Errors name the byte offset within `bytes`.
 pub fn parse_event_stream(bytes: &[u8]) -> Result<Vec<Event>, (usize, String)> {
     let mut events = Vec::new();
-    for (start, end) in split_records(bytes)? {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let (start, end) = record_at(bytes, pos)?;
+        pos = end;
         match decode_record(&bytes[start..end], false).map_err(|e| (start, e))? {
             Record::Event(event) => events.push(event),
             Record::Unknown { .. } => {}

@@ -35,10 +35,20 @@ pub const TAG_INDEX: [u8; 4] = *b"WIDX";
 pub const SKIPPABLE_HEADER_LEN: u64 = 8;
 /// Size of the seekable footer (frame count, descriptor, magic).
 pub const SEEKABLE_FOOTER_LEN: u64 = 9;
-/// Largest wtrace frame payload believed (the index of a huge trace stays far below it).
-pub const MAX_WTRACE_FRAME: u64 = 1 << 30;
-/// Largest decompressed data frame believed.
-pub const MAX_DATA_FRAME_CONTENT: u64 = 1 << 30;
+/// The ceilings: the largest size of each kind the reader believes. Every size read from a
+/// file is checked against its ceiling before anything is allocated or decompressed, and
+/// decompression never produces more than the size checked; over a ceiling is a typed error
+/// naming the offset. Each is the most a trace wtrace writes can hold.
+///
+/// Largest module: wasmparser's own limit on a module's size.
+pub const MAX_MODULE_LEN: u64 = 1 << 30;
+/// Largest wtrace frame payload (header, index, an embedded module compressed; the index of a
+/// huge trace stays far below it).
+pub const MAX_WTRACE_FRAME: u64 = MAX_MODULE_LEN + (1 << 20);
+/// Largest batch of events the writer puts in one data frame before it starts another.
+pub const MAX_BATCH_BYTES: usize = 16 << 20;
+/// Largest decompressed data frame: a full batch plus one largest record.
+pub const MAX_DATA_FRAME_CONTENT: u64 = (MAX_BATCH_BYTES + codec::MAX_RECORD_LEN + 16) as u64;
 
 /// Builds a complete wtrace skippable frame.
 pub(crate) fn wtrace_frame(tag: [u8; 4], body: &[u8]) -> Result<Vec<u8>> {

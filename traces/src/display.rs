@@ -203,3 +203,33 @@ fn register_file(f: &mut Formatter<'_>, snapshot: &crate::NativeSnapshot) -> fmt
     }
     Ok(())
 }
+
+/// `text` with its ASCII control characters (escape, carriage return, backspace, ...) but
+/// newline and tab shown as `\x1b` escapes: strings from a trace are data, and a forged one
+/// must not move the cursor, rewrite earlier lines or retitle the terminal it is printed on.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = Vec::new();
+    if !escape_control_bytes(text.as_bytes(), &mut out) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_default())
+}
+
+/// Appends `bytes` to `out` with ASCII control bytes but newline and tab escaped as `\xNN`;
+/// returns whether any was. Bytes of multi-byte UTF-8 characters are never controls, so a
+/// stream may be escaped in pieces split anywhere.
+pub fn escape_control_bytes(bytes: &[u8], out: &mut Vec<u8>) -> bool {
+    let is_control = |b: u8| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f;
+    if !bytes.iter().any(|b| is_control(*b)) {
+        out.extend_from_slice(bytes);
+        return false;
+    }
+    for &b in bytes {
+        if is_control(b) {
+            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+        } else {
+            out.push(b);
+        }
+    }
+    true
+}

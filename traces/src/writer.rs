@@ -31,7 +31,8 @@ pub const IN_FLIGHT_BATCHES: usize = 2;
 /// Tuning knobs of a [`TraceWriter`].
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
-    /// Uncompressed bytes per data frame before it is handed to the compressor.
+    /// Uncompressed bytes per data frame before it is handed to the compressor (at most
+    /// [`crate::container::MAX_BATCH_BYTES`]; more is taken as that).
     pub batch_bytes: usize,
     /// Longest time a batch may wait while events keep arriving.
     pub flush_interval: Duration,
@@ -117,8 +118,9 @@ impl TraceWriter {
         mut sink: W,
         mut header: Header,
         embedded: &[(usize, &[u8])],
-        options: WriterOptions,
+        mut options: WriterOptions,
     ) -> Result<Self> {
+        options.batch_bytes = options.batch_bytes.min(container::MAX_BATCH_BYTES);
         let mut modules = Vec::with_capacity(embedded.len());
         for &(index, bytes) in embedded {
             let entry = header.run.modules.get_mut(index).ok_or_else(|| {

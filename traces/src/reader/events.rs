@@ -101,7 +101,8 @@ impl Events {
         let shape = trace.indexed_shape(next);
         let offset = trace.entries[next].offset;
         let compressed = container::read_bytes(trace.src.as_ref(), offset, shape.len(), "data frame")?;
-        if prefetch.jobs.send((next, offset, compressed, shape)).is_ok() {
+        let events = trace.entries[next].events;
+        if prefetch.jobs.send((next, offset, compressed, shape, events)).is_ok() {
             prefetch.in_flight = Some(next);
         }
         Ok(())
@@ -120,8 +121,7 @@ impl Events {
         let trace = &*self.trace.0;
         let (index, frame) = self.current.as_ref().expect("loaded above");
         let entry = &trace.entries[*index];
-        let (start, end) = frame.spans[(seq - entry.first_seq) as usize];
-        codec::decode_record_into(&frame.bytes[start..end], trace.newer_minor(), event)
+        codec::decode_record_into(frame.record((seq - entry.first_seq) as usize), trace.newer_minor(), event)
             .map_err(|detail| record_error(*index, entry, seq, &detail))
     }
 
@@ -143,8 +143,9 @@ impl Events {
     }
 }
 
-/// A job for the prefetch thread: frame index, file offset, compressed bytes, shape.
-type PrefetchJob = (usize, u64, Vec<u8>, FrameShape);
+/// A job for the prefetch thread: frame index, file offset, compressed bytes, shape, and the
+/// events its index entry counts.
+type PrefetchJob = (usize, u64, Vec<u8>, FrameShape, u32);
 
 /// Decompresses the next data frame on another thread while the reader decodes the current
 /// one. Decoding stays on the reader's thread: freeing memory that another thread allocated
@@ -162,8 +163,8 @@ impl Prefetcher {
         std::thread::Builder::new()
             .name("wtrace-prefetch".into())
             .spawn(move || {
-                for (index, offset, compressed, shape) in job_rx {
-                    let result = decode_frame(index, offset, &compressed, shape);
+                for (index, offset, compressed, shape, events) in job_rx {
+                    let result = decode_frame(index, offset, &compressed, shape, Some(events));
                     if result_tx.send((index, result)).is_err() {
                         break;
                     }

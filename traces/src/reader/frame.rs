@@ -4,18 +4,34 @@ use crate::codec;
 use crate::container::{self, FrameShape, IndexEntry, ZSTD_MAGIC};
 use crate::error::{Result, TraceError};
 
-/// A decompressed data frame with the byte spans of its records.
+/// A decompressed data frame with where its records start.
 pub(super) struct LoadedFrame {
     pub(super) bytes: Vec<u8>,
-    pub(super) spans: Vec<(usize, usize)>,
+    starts: Vec<u32>,
 }
 
-/// Decompresses a data frame and finds its records; `offset` is its place in the file.
+impl LoadedFrame {
+    /// How many records it holds.
+    pub(super) fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// The body of record `i` (kind byte first); its bounds were checked when the frame was
+    /// split.
+    pub(super) fn record(&self, i: usize) -> &[u8] {
+        let (start, end) = codec::record_at(&self.bytes, self.starts[i] as usize).unwrap_or((0, 0));
+        &self.bytes[start..end]
+    }
+}
+
+/// Decompresses a data frame and finds its records; `offset` is its place in the file, and
+/// `expected` the number of events its index entry counts, when there is one.
 pub(super) fn decode_frame(
     index: usize,
     offset: u64,
     compressed: &[u8],
     shape: FrameShape,
+    expected: Option<u32>,
 ) -> Result<LoadedFrame> {
     let damaged = |detail: String| TraceError::DamagedFrame { frame: index, offset, detail };
     let FrameShape::Zstd { content_size, has_checksum, .. } = shape else {
@@ -34,10 +50,10 @@ pub(super) fn decode_frame(
         return Err(damaged(format!("declared size {content_size} is impossible")));
     }
     let bytes = decompress(compressed, content_size as usize).map_err(damaged)?;
-    let spans = codec::split_records(&bytes).map_err(|(at, detail)| {
+    let starts = codec::record_starts(&bytes, expected).map_err(|(at, detail)| {
         TraceError::corrupt("data frame", offset, format!("frame {index}, decompressed byte {at}: {detail}"))
     })?;
-    Ok(LoadedFrame { bytes, spans })
+    Ok(LoadedFrame { bytes, starts })
 }
 
 pub(super) fn record_error(frame_index: usize, entry: &IndexEntry, seq: u64, detail: &str) -> TraceError {

@@ -158,7 +158,8 @@ impl TraceData {
 
     fn load_frame_at(&self, index: usize, entry: &IndexEntry, shape: FrameShape) -> Result<LoadedFrame> {
         let compressed = container::read_bytes(self.src.as_ref(), entry.offset, shape.len(), "data frame")?;
-        decode_frame(index, entry.offset, &compressed, shape)
+        // A recovery scan counts a frame's events as it loads it: its entry says 0 so far.
+        decode_frame(index, entry.offset, &compressed, shape, (entry.events > 0).then_some(entry.events))
     }
 
     /// The zstd shape the index implies for data frame `index`.
@@ -174,15 +175,11 @@ impl TraceData {
     /// Checks a loaded frame against its index entry.
     fn check_count(&self, index: usize, frame: &LoadedFrame) -> Result<()> {
         let entry = &self.entries[index];
-        if frame.spans.len() != entry.events as usize {
+        if frame.len() != entry.events as usize {
             return Err(TraceError::corrupt(
                 "index",
                 self.data_end,
-                format!(
-                    "data frame {index} holds {} events, the index says {}",
-                    frame.spans.len(),
-                    entry.events
-                ),
+                format!("data frame {index} holds {} events, the index says {}", frame.len(), entry.events),
             ));
         }
         Ok(())
@@ -288,7 +285,16 @@ impl Trace {
         let (pos, compressed) = self.module_frame_body(index)?;
         let entry = &self.0.header.run.modules[index];
         let size = usize::try_from(entry.size)
-            .map_err(|_| TraceError::corrupt("module frame", pos, "module too large"))?;
+            .ok()
+            .filter(|size| *size as u64 <= container::MAX_MODULE_LEN)
+            .ok_or_else(|| {
+                let ceiling = container::MAX_MODULE_LEN;
+                TraceError::corrupt(
+                    "module frame",
+                    pos,
+                    format!("a {}-byte module is past the {ceiling}-byte ceiling", entry.size),
+                )
+            })?;
         let bytes = decompress(&compressed, size)
             .map_err(|detail| TraceError::corrupt("module frame", pos, detail))?;
         if sha256(&bytes) != entry.sha256 {
@@ -302,8 +308,7 @@ impl Trace {
         let frame_index = self.0.frame_of(seq)?;
         let frame = self.0.frame(frame_index)?;
         let entry = &self.0.entries[frame_index];
-        let (start, end) = frame.spans[(seq - entry.first_seq) as usize];
-        match codec::decode_record(&frame.bytes[start..end], self.0.newer_minor()) {
+        match codec::decode_record(frame.record((seq - entry.first_seq) as usize), self.0.newer_minor()) {
             Ok(Record::Event(event)) => Ok(event),
             Ok(Record::Unknown { kind }) => Err(TraceError::corrupt(
                 "event",

@@ -56,7 +56,7 @@ impl TraceData {
                         Ok(counts) => entry.kind_counts = counts,
                         Err(error) => break Some(error.to_string()),
                     }
-                    entry.events = frame.spans.len() as u32;
+                    entry.events = frame.len() as u32;
                     entry.content_len = frame.bytes.len() as u32;
                     next_seq += u64::from(entry.events);
                     self.entries.push(entry);
@@ -75,8 +75,8 @@ impl TraceData {
 
     fn count_kinds(&self, frame: &LoadedFrame, offset: u64) -> Result<Vec<u32>> {
         let mut counts = vec![0u32; EventKind::ALL.len()];
-        for &(start, end) in &frame.spans {
-            match codec::decode_record(&frame.bytes[start..end], self.newer_minor()) {
+        for i in 0..frame.len() {
+            match codec::decode_record(frame.record(i), self.newer_minor()) {
                 Ok(Record::Event(event)) => counts[event.kind().index()] += 1,
                 Ok(Record::Unknown { .. }) => counts.push(1),
                 Err(detail) => return Err(TraceError::corrupt("event", offset, detail)),
