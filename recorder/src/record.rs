@@ -14,8 +14,8 @@ use wtrace_runtime::outcome::Ended;
 use wtrace_runtime::wasi::StringSizes;
 use wtrace_runtime::{NativeCapturer, RunEnd, WASMTIME_VERSION, entry, module};
 use wtrace_traces::{
-    EnvVar, Event, Header, HostCall, ImportId, ImportName, ModuleEntry, ModuleStore, Preopen, RunInfo,
-    TraceError, TraceWriter, WriterOptions,
+    EnvVar, Event, Header, HostCall, ImportId, ImportName, Interruption, ModuleEntry, ModuleStore, Preopen,
+    RunInfo, StopCause, TraceError, TraceWriter, WriterOptions,
 };
 
 use crate::error::RecordError;
@@ -110,6 +110,35 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
     recorded.map(|recorded| Recorded { compiled: compiled.lookup, ..recorded })
 }
 
+/// Ends a recording whose trace could not take an event: what was recorded stays, closed by
+/// an `interrupted` event that gives the reason and where the guest was, when the writer can
+/// still write it (the event was too large); otherwise the file keeps what reached it, which
+/// every reader recovers (the disk is full).
+fn finish_failed(
+    state: RecordState,
+    failure: TraceError,
+    trace_path: &Path,
+) -> Result<Recorded, RecordError> {
+    let (frames, in_host_call) = state.failed_in.unwrap_or_default();
+    let interruption =
+        Interruption { cause: StopCause::Failed(failure.to_string()), frames, in_host_call, after_ms: 0 };
+    let mut writer = state.writer;
+    let finished =
+        writer.append(&Event::Interrupted(Box::new(interruption.clone()))).and_then(|_| writer.finish());
+    match finished {
+        Ok(summary) => Ok(Recorded {
+            end: RunEnd::Interrupted(Box::new(interruption)),
+            report: None,
+            events: summary.events,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            audit: state.audit.unwrap_or_default(),
+            compiled: wtrace_runtime::cache::Lookup::Off,
+        }),
+        Err(_) => Err(RecordError::Trace { path: trace_path.to_path_buf(), source: failure }),
+    }
+}
+
 /// Runs the compiled `module` and writes the trace; `embed` puts the module's bytes in it.
 fn run(
     options: &RecordOptions,
@@ -151,6 +180,7 @@ fn run(
         stdio: StdioDescriptors::default(),
         interrupt: options.interrupt.clone(),
         interruption: None,
+        failed_in: None,
         ticks: Arc::default(),
         last_event_tick: 0,
     };
@@ -173,7 +203,7 @@ fn run(
         entry::run(&mut store, &linker, module, options.invoke.as_deref(), &options.args)?
     };
     if let Some(failure) = store.data_mut().failed.take() {
-        return Err(io(failure));
+        return finish_failed(store.into_data(), failure, trace_path);
     }
     let ended = match store.data_mut().interruption.take() {
         Some(interruption) => Ended { end: RunEnd::Interrupted(Box::new(interruption)), report: None },

@@ -13,8 +13,8 @@ use wtrace_runtime::memory::{KeepsMemoryExport, changed_runs};
 use wtrace_runtime::outcome::frames_of;
 use wtrace_runtime::wasi::{self, Blocking, StringSizes, WasiFunction};
 use wtrace_traces::{
-    Frame, HostCall, ImportId, Interruption, MemoryBytes, Outcome, Printed, Stream, TraceError, TraceWriter,
-    Value,
+    Frame, HostCall, ImportId, Interruption, MemoryBytes, Outcome, Printed, StopCause, Stream, TraceError,
+    TraceWriter, Value,
 };
 
 use crate::interrupt::{Interrupt, Interrupted, TICK};
@@ -40,6 +40,8 @@ pub(crate) struct RecordState {
     pub(crate) interrupt: Interrupt,
     /// Where the guest was when it stopped for [`RecordState::interrupt`].
     pub(crate) interruption: Option<Interruption>,
+    /// Where the guest was when the trace could not take its call: the backtrace, the import.
+    pub(crate) failed_in: Option<(Vec<Frame>, Option<ImportId>)>,
     /// The recording's epoch ticks, and their count when the last event was appended: how
     /// long before an interruption the guest made its last call ([`Interruption::after_ms`]).
     pub(crate) ticks: Arc<AtomicU64>,
@@ -252,10 +254,15 @@ impl RecordState {
 
     /// Notes where the guest stopped for an interrupt: in `frames`, waiting in a call of
     /// `in_host_call` or running Wasm.
-    pub(crate) fn interrupted(&mut self, signal: i32, frames: Vec<Frame>, in_host_call: Option<ImportId>) {
+    pub(crate) fn interrupted(
+        &mut self,
+        cause: StopCause,
+        frames: Vec<Frame>,
+        in_host_call: Option<ImportId>,
+    ) {
         let ticks = self.ticks.load(Ordering::Relaxed).saturating_sub(self.last_event_tick);
         let after_ms = ticks.saturating_mul(u64::try_from(TICK.as_millis()).unwrap_or(u64::MAX));
-        self.interruption = Some(Interruption { signal, frames, in_host_call, after_ms });
+        self.interruption = Some(Interruption { cause, frames, in_host_call, after_ms });
     }
 
     /// At each epoch tick while the guest runs Wasm: hands the events appended since the last
@@ -268,7 +275,7 @@ impl RecordState {
         }
         if let Some(signal) = state.interrupt.raised() {
             let frames = frames_of(&WasmBacktrace::capture(&store));
-            store.data_mut().interrupted(signal, frames, None);
+            store.data_mut().interrupted(StopCause::Signal(signal), frames, None);
             return Err(Interrupted(signal).into());
         }
         Ok(UpdateDeadline::Continue(1))

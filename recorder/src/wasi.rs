@@ -17,7 +17,7 @@ use wtrace_runtime::GuestExit;
 use wtrace_runtime::memory;
 use wtrace_runtime::outcome::frames_of;
 use wtrace_runtime::wasi::{self, Arg, WasiFunction};
-use wtrace_traces::{ImportId, Value};
+use wtrace_traces::{ImportId, StopCause, Value};
 
 use crate::interrupt::{Interrupt, Interrupted};
 use crate::state::RecordState;
@@ -128,10 +128,14 @@ fn record_call(
     {
         // The call never returned: it is not recorded; the interruption says it was waiting.
         let frames = frames_of(&WasmBacktrace::capture(&*caller));
-        caller.data_mut().interrupted(signal, frames, Some(import));
+        caller.data_mut().interrupted(StopCause::Signal(signal), frames, Some(import));
         return result;
     }
-    state.record_call(row, import, args, params, &result, &memory)?;
+    if let Err(error) = state.record_call(row, import, args, params, &result, &memory) {
+        let frames = frames_of(&WasmBacktrace::capture(&*caller));
+        caller.data_mut().failed_in = Some((frames, Some(import)));
+        return Err(error);
+    }
     if let Some(before) = before {
         state.audit_writes(row, &before, &memory::copy_all(&memory));
     }

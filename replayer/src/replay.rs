@@ -13,7 +13,7 @@ use wtrace_runtime::module::{CompileOptions, Compiled};
 use wtrace_runtime::native::{self, RegisterComparison};
 use wtrace_runtime::outcome::describe_frame;
 use wtrace_runtime::{EngineSettings, NativeCapturer, RunEnd, WASMTIME_VERSION, entry, module};
-use wtrace_traces::{Event, Frame, NativeCapture, Trace, TraceError, sha256};
+use wtrace_traces::{Event, Frame, Interruption, NativeCapture, StopCause, Trace, TraceError, sha256};
 
 use crate::error::ReplayError;
 use crate::state::{MemoryLimit, OutputSink, ReplayState, Stopped};
@@ -136,7 +136,9 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
 
     let linker = crate::shims::link(&engine, &module, &run.imports)?;
 
+    let recorded = recorded_end(trace)?;
     let mut state = ReplayState::new(trace, trace.events(), options.stdout, options.stderr);
+    state.cut_off = recorded.is_none();
     state.deadline = options.timeout.map(|timeout| Instant::now() + timeout);
     state.memory_limit = options.max_memory.map(MemoryLimit::new);
     let mut store = Store::new(&engine, state);
@@ -172,9 +174,18 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
             Event::Interrupted(interruption) => (RunEnd::Interrupted(interruption.clone()), None),
             _ => (end, report),
         },
+        Some(Stopped::AtCut) => {
+            let (frames, import) = state.at_cut.take().unwrap_or_default();
+            let cut = Interruption {
+                cause: StopCause::Failed(CUT_OFF.into()),
+                frames,
+                in_host_call: import,
+                after_ms: 0,
+            };
+            (RunEnd::Interrupted(Box::new(cut)), None)
+        }
         None => (end, report),
     };
-    let recorded = recorded_end(trace)?;
     if state.divergence.is_none() {
         let seq = state.seq;
         let continues = matches!(state.event, Event::HostCall(_)) && seq.is_some();
@@ -257,6 +268,9 @@ fn compare_registers(recorded: Option<&RunEnd>, replayed: &RunEnd) -> Option<Reg
         _ => None,
     }
 }
+
+/// Why a replay of a recording that has no end stops at its last event.
+pub(crate) const CUT_OFF: &str = "the recording ends here: it was cut off (killed, or its disk filled)";
 
 /// How the recorded run ended: its last event, when that is an end. A recording that was
 /// killed has none.

@@ -136,6 +136,10 @@ pub(crate) fn replay_call(
 ) -> wasmtime::Result<()> {
     let (name, id) = (&shim.name, shim.id);
     if let Some(stopped) = caller.data().must_stop(true) {
+        if stopped == crate::state::Stopped::AtCut {
+            let frames = frames_of(&wasmtime::WasmBacktrace::capture(&caller));
+            caller.data_mut().at_cut = Some((frames, id));
+        }
         caller.data_mut().stopped = Some(stopped);
         return Err(stopped.into());
     }

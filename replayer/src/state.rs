@@ -64,6 +64,11 @@ pub(crate) struct ReplayState {
     pub(crate) deadline: Option<Instant>,
     /// `ReplayOptions::max_memory`.
     pub(crate) memory_limit: Option<MemoryLimit>,
+    /// Whether the recording has no end event (it was killed, or its disk filled): its last
+    /// event is where the replay stops, not a divergence.
+    pub(crate) cut_off: bool,
+    /// Where the guest was when it reached the cut: the backtrace, the import it called.
+    pub(crate) at_cut: Option<(Vec<wtrace_traces::Frame>, Option<ImportId>)>,
 }
 
 /// Refuses to grow a linear memory past a size, and remembers the size wanted.
@@ -117,6 +122,9 @@ pub(crate) enum Stopped {
     /// `ReplayOptions::timeout` ran out.
     #[error("the replay ran out of time")]
     TimedOut,
+    /// The recording has no more events and no end: it was cut off here.
+    #[error("the recording ends here")]
+    AtCut,
 }
 
 impl KeepsMemoryExport for ReplayState {
@@ -177,6 +185,8 @@ impl ReplayState {
             last_call: Instant::now(),
             deadline: None,
             memory_limit: None,
+            cut_off: false,
+            at_cut: None,
         };
         state.advance();
         state
@@ -187,6 +197,9 @@ impl ReplayState {
     pub(crate) fn must_stop(&self, before_call: bool) -> Option<Stopped> {
         if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Some(Stopped::TimedOut);
+        }
+        if before_call && self.cut_off && self.seq.is_none() {
+            return Some(Stopped::AtCut);
         }
         match (&self.event, self.seq) {
             (Event::Interrupted(interruption), Some(_))
@@ -246,7 +259,7 @@ impl ReplayState {
                 let values: Vec<String> = values.iter().map(ToString::to_string).collect();
                 format!("return of [{}]", values.join(", "))
             }
-            Event::Interrupted(interruption) => format!("the interruption by {}", interruption.signal_name()),
+            Event::Interrupted(interruption) => format!("the interruption by {}", interruption.cause_name()),
         }
     }
 }

@@ -420,7 +420,7 @@ pub fn summary(imports: &[ImportName], event: &Event) -> String {
             format!("RETURNED [{}]", values.join(", "))
         }
         Event::Interrupted(interruption) => {
-            let mut text = format!("INTERRUPTED by {}", interruption.signal_name());
+            let mut text = format!("INTERRUPTED by {}", interruption.cause_name());
             if let Some(frame) = interruption.frames.first() {
                 let name = frame
                     .func_name

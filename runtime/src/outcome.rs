@@ -4,7 +4,7 @@
 //! compares equal to the recorded one exactly when Wasmtime saw the same trap.
 
 use wasmtime::Store;
-use wtrace_traces::{Frame, Interruption, MissingReason, NativeCapture, Trap, TrapCode, Value};
+use wtrace_traces::{Frame, Interruption, MissingReason, NativeCapture, StopCause, Trap, TrapCode, Value};
 
 use crate::entry::Run;
 use crate::native::NativeCapturer;
@@ -30,7 +30,10 @@ impl RunEnd {
             RunEnd::Exited(code) => *code,
             RunEnd::Trapped(_) => TRAP_EXIT_STATUS,
             RunEnd::Returned(_) => 0,
-            RunEnd::Interrupted(interruption) => interruption.exit_status(),
+            RunEnd::Interrupted(interruption) => match interruption.cause {
+                StopCause::Signal(signal) => 128 + signal,
+                StopCause::Failed(_) => RECORDING_FAILED_STATUS,
+            },
         }
     }
 
@@ -52,7 +55,7 @@ impl RunEnd {
             }
             RunEnd::Interrupted(interruption) => {
                 let at = interruption.frames.first().map(describe_frame).unwrap_or_default();
-                let name = interruption.signal_name();
+                let name = interruption.cause_name();
                 if at.is_empty() {
                     format!("interrupted by {name}")
                 } else {
@@ -102,6 +105,10 @@ impl Run {
         Ended { end: RunEnd::Trapped(Box::new(trap)), report: Some(wasmtime_report(&error, module_name)) }
     }
 }
+
+/// The exit status of a recording that failed part-way (and of its replay): wtrace's "an
+/// output could not be written".
+pub const RECORDING_FAILED_STATUS: i32 = 207;
 
 /// The exit status for a trapped guest, as `wasmtime run` uses on Unix.
 pub const TRAP_EXIT_STATUS: i32 = 134;

@@ -8,7 +8,8 @@ use wtrace::runtime::describe;
 use wtrace::runtime::introspect::ModuleInfo;
 use wtrace::runtime::outcome::readable_name;
 use wtrace::traces::{
-    Event, Frame, Header, HostCall, MemoryBytes, NativeCapture, NativeSnapshot, Outcome, Trap, Value, hex,
+    Event, Frame, Header, HostCall, MemoryBytes, NativeCapture, NativeSnapshot, Outcome, StopCause, Trap,
+    Value, hex,
 };
 
 pub(crate) fn value(v: &Value) -> Json {
@@ -133,8 +134,13 @@ pub(crate) fn event(header: &Header, seq: u64, e: &Event, module: Option<&Module
             object.insert("values".into(), values(vs));
         }
         Event::Interrupted(interruption) => {
-            object.insert("signal".into(), json!(interruption.signal));
-            object.insert("signal_name".into(), json!(interruption.signal_name()));
+            let (signal, failure) = match &interruption.cause {
+                StopCause::Signal(signal) => (Some(*signal), None),
+                StopCause::Failed(reason) => (None, Some(reason.as_str())),
+            };
+            object.insert("signal".into(), json!(signal));
+            object.insert("failure".into(), json!(failure));
+            object.insert("cause".into(), json!(interruption.cause_name()));
             let frames = interruption.frames.iter().map(|f| frame(header, f, module)).collect();
             object.insert("frames".into(), Json::Array(frames));
             let waiting = interruption.in_host_call.and_then(|i| header.run.imports.get(i.0 as usize));

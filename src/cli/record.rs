@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use wtrace::exit_codes;
 use wtrace::recorder::{self, Dir, Output, RecordError, RecordOptions, Stdin};
-use wtrace::traces::ModuleStore;
+use wtrace::traces::{ModuleStore, StopCause};
 use wtrace::{EngineSettings, RunEnd};
 
 use super::flags::CompileFlags;
@@ -100,7 +100,9 @@ pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
         trace_dir::set_latest(&path);
     }
     let recorded = recorder::record(&options, &path).map_err(|e| {
-        if in_trace_dir {
+        // What reached the file stays; a trace directory keeps no empty placeholder.
+        let empty = std::fs::metadata(&path).is_ok_and(|m| m.len() == 0);
+        if in_trace_dir && (empty || !matches!(e, RecordError::Trace { .. })) {
             let _ = std::fs::remove_file(&path);
         }
         record_error(&e, &args.module)
@@ -117,9 +119,20 @@ pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
         output::print_stdout(&out)?;
     }
     if let RunEnd::Interrupted(interruption) = &recorded.end {
+        if let StopCause::Failed(reason) = &interruption.cause {
+            return Err(CliError::new(
+                exit_codes::OUTPUT_FAILED,
+                format!(
+                    "the recording stopped early: {reason}; {} keeps the {} events before it",
+                    path.display(),
+                    recorded.events.saturating_sub(1)
+                ),
+                None,
+            ));
+        }
         output::note(&format!(
             "interrupted by {}: the trace holds every event before it and where the guest was",
-            interruption.signal_name()
+            interruption.cause_name()
         ));
     }
     if !args.quiet {
@@ -189,10 +202,17 @@ fn record_error(error: &RecordError, module: &Path) -> CliError {
         RecordError::Settings(setting) => CliError::usage(setting.to_string()),
         RecordError::Setup(setup) => CliError::from_setup(setup, &module.display().to_string(), "record"),
         RecordError::Dir { .. } => CliError::new(exit_codes::INPUT_MISSING, error.to_string(), None),
-        RecordError::Trace { source, .. } => CliError::new(
+        RecordError::Trace { source, path } => CliError::new(
             if source.is_damage() { exit_codes::INTERNAL } else { exit_codes::OUTPUT_FAILED },
             error.to_string(),
-            Some("check free space and permissions, or pass -o PATH".to_string()),
+            Some(if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+                format!(
+                    "the events that reached {} stay readable; check free space and permissions",
+                    path.display()
+                )
+            } else {
+                "check free space and permissions, or pass -o PATH".to_string()
+            }),
         ),
         _ => CliError::internal(error.to_string()),
     }

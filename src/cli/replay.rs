@@ -174,9 +174,8 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
             describe_printed(&replay)
         )),
         None => output::warn(&format!(
-            "the recording stopped before the run ended; replayed all {} host calls, then the run {}",
+            "the recording was cut off (killed, or its disk filled) after {} host calls; the replay matched every one and stops there",
             replay.host_calls,
-            replay.end.describe()
         )),
     }
 

@@ -84,7 +84,8 @@ fn ctrl_c_on_a_hung_guest_keeps_the_trace_and_where_it_was() {
     let json = wtrace(&["dump", "--json", trace.to_str().unwrap(), "1"]);
     let event: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(event["kind"], "interrupted");
-    assert_eq!(event["signal_name"], "SIGINT");
+    assert_eq!(event["cause"], "SIGINT");
+    assert_eq!(event["signal"], 2);
     assert_eq!(event["frames"][0]["func_name"], "spin");
 
     // Replay reproduces the output and stops where the recording was interrupted.
@@ -199,4 +200,87 @@ fn a_recorded_exit_status_outside_wasi_range_is_refused() {
     let out = wtrace(&["replay", forged.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(203), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("exit status 205 is outside WASI's 0–125"), "{}", text(&out.stderr));
+}
+
+/// SIGKILL the recorder at many moments across a guest that makes host calls steadily (about
+/// two a millisecond): every trace opens, recovery keeps every event from more than 100 ms
+/// before the kill, and its replay matches the recording up to the cut. `WTRACE_KILLS` sets
+/// how many (100 by default).
+#[test]
+fn a_killed_recorder_keeps_all_but_the_last_100_ms() {
+    let kills: u64 = std::env::var("WTRACE_KILLS").ok().and_then(|n| n.parse().ok()).unwrap_or(100);
+    let dir = tempfile::tempdir().unwrap();
+    let ticker = fixture("programs/ticker.wat");
+    let mut random = 0x2545_f491_4f6c_dd1d_u64;
+    for i in 0..kills {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        let delay = Duration::from_millis(150 + random % 450);
+        let trace = dir.path().join(format!("killed-{i}.zst"));
+        let mut child = start_recording(&trace, &[ticker.to_str().unwrap()], Stdio::null());
+        // Every line the guest printed, with when it arrived.
+        let stdout = child.stdout.take().unwrap();
+        let lines = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                let tick: u64 = line.trim_start_matches("tick ").parse().unwrap();
+                seen.push((tick, Instant::now()));
+            }
+            seen
+        });
+        let started = Instant::now();
+        while started.elapsed() < delay {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let killed_at = Instant::now();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let seen = lines.join().unwrap();
+
+        let opened = wtrace::Trace::open(&trace).unwrap_or_else(|e| panic!("kill {i}: {e}"));
+        // Tick N's fd_write is event 2N + 1 (each tick reads the clock, then prints).
+        let Some(&(last_seen, _)) = seen.last() else { continue };
+        let mut old_enough =
+            seen.iter().filter(|(_, at)| killed_at.duration_since(*at) > Duration::from_millis(100));
+        if let Some(&(tick, _)) = old_enough.next_back() {
+            assert!(
+                opened.len() >= 2 * tick + 2,
+                "kill {i} after {delay:?}: tick {tick} printed over 100 ms before the kill, but only {} events were kept (last tick printed: {last_seen})",
+                opened.len()
+            );
+        }
+        let replayed = wtrace(&["replay", "-q", trace.to_str().unwrap()]);
+        let stderr = text(&replayed.stderr);
+        assert_eq!(replayed.status.code(), Some(207), "kill {i}: {stderr}");
+        assert!(stderr.contains("the replay matched every one and stops there"), "kill {i}: {stderr}");
+    }
+}
+
+/// A disk that fills part-way (here a file-size limit, so writes fail with EFBIG): one error
+/// line, exit 207, and the trace keeps what reached it, which replays up to the cut.
+#[cfg(unix)]
+#[test]
+fn a_full_disk_keeps_the_trace_written_so_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("full.zst");
+    let random = fixture("programs/random.wat");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -f 2048; trap "" XFSZ; exec "$0" "$@""#)
+        .arg(env!("CARGO_BIN_EXE_wtrace"))
+        .args(["record", "-o", trace.to_str().unwrap(), random.to_str().unwrap()])
+        .env("WTRACE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("wtrace-cache"))
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(207), "{stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
+    assert!(stderr.contains("File too large") && stderr.contains("stay readable"), "{stderr}");
+    let kept = wtrace::Trace::open(&trace).unwrap();
+    assert!(kept.len() > 100, "most of 2 MiB of events is kept: {}", kept.len());
+    let replayed = wtrace(&["replay", "-q", trace.to_str().unwrap()]);
+    assert_eq!(replayed.status.code(), Some(207), "{}", text(&replayed.stderr));
+    assert!(text(&replayed.stderr).contains(&format!("after {} host calls; the replay matched", kept.len())));
 }

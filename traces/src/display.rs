@@ -99,7 +99,7 @@ impl Display for EventLine<'_> {
 
 /// `SIGINT in spin at 0x1a3, running Wasm 3012 ms after the last event`.
 fn interruption_line(f: &mut Formatter<'_>, header: &Header, interruption: &Interruption) -> fmt::Result {
-    f.write_str(&interruption.signal_name())?;
+    f.write_str(&interruption.cause_name())?;
     if let Some(frame) = interruption.frames.first() {
         match &frame.func_name {
             Some(name) => write!(f, " in {name}")?,

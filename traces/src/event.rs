@@ -35,35 +35,41 @@ pub enum Event {
     Interrupted(Box<Interruption>),
 }
 
-/// Where the guest was when its recording was interrupted by a signal.
+/// Where the guest was when its recording stopped before the run ended: interrupted by a
+/// signal, or failed (the trace could not take the next event).
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct Interruption {
-    /// The signal's number (1 SIGHUP, 2 SIGINT, 15 SIGTERM).
-    pub signal: i32,
-    /// The Wasm backtrace at the interruption, innermost frame first.
+    /// Why the recording stopped.
+    pub cause: StopCause,
+    /// The Wasm backtrace at that point, innermost frame first.
     pub frames: Vec<Frame>,
-    /// The import whose call the guest was waiting in (not recorded: it never returned), or
-    /// `None` when it was running Wasm code.
+    /// The import whose call the guest was in (not recorded: it never returned, or could not
+    /// be written), or `None` when it was running Wasm code.
     pub in_host_call: Option<ImportId>,
-    /// Milliseconds the guest ran after its last recorded event before the interruption; a
-    /// replay runs about as long before it stops there.
+    /// Milliseconds the guest ran after its last recorded event before it stopped; a replay
+    /// runs about as long before it stops there.
     pub after_ms: u64,
 }
 
-impl Interruption {
-    /// `SIGINT`, `SIGTERM`, ... for the signals wtrace stops on, `signal N` for others.
-    pub fn signal_name(&self) -> String {
-        match self.signal {
-            1 => "SIGHUP".into(),
-            2 => "SIGINT".into(),
-            15 => "SIGTERM".into(),
-            n => format!("signal {n}"),
-        }
-    }
+/// Why a recording stopped before the run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub enum StopCause {
+    /// This signal (1 SIGHUP, 2 SIGINT, 15 SIGTERM) interrupted it.
+    Signal(i32),
+    /// The recorder could not go on: an event too large to record, a failed write.
+    Failed(String),
+}
 
-    /// The exit status a shell reports for a process ended by the signal: 128 + its number.
-    pub fn exit_status(&self) -> i32 {
-        128 + self.signal
+impl Interruption {
+    /// `SIGINT`, `SIGTERM`, ... for a signal; `a recording failure (...)` for a failure.
+    pub fn cause_name(&self) -> String {
+        match &self.cause {
+            StopCause::Signal(1) => "SIGHUP".into(),
+            StopCause::Signal(2) => "SIGINT".into(),
+            StopCause::Signal(15) => "SIGTERM".into(),
+            StopCause::Signal(n) => format!("signal {n}"),
+            StopCause::Failed(reason) => format!("a recording failure ({reason})"),
+        }
     }
 }
 

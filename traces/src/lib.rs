@@ -41,7 +41,7 @@ pub use container::{IndexEntry, ReadAt};
 pub use error::{Result, TraceError};
 pub use event::{
     Event, EventKind, Frame, HostCall, ImportId, Interruption, MemoryBytes, MissingReason, NativeCapture,
-    Outcome, Printed, SourceLocation, Stream, Trap, TrapCode, Value,
+    Outcome, Printed, SourceLocation, StopCause, Stream, Trap, TrapCode, Value,
 };
 pub use header::{EnvVar, FormatVersion, Header, ImportName, ModuleEntry, Preopen, RunInfo, hex, sha256};
 pub use native::{Arch, NativeFrame, NativeSnapshot, RegisterValue, Signal};

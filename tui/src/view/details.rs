@@ -92,7 +92,7 @@ fn lines(app: &App, styles: &Styles, event: &Event) -> Vec<Line<'static>> {
         }
         Event::Interrupted(interruption) => {
             out.push(Line::styled(
-                format!("the recording was interrupted by {}", interruption.signal_name()),
+                format!("the recording was interrupted by {}", interruption.cause_name()),
                 styles.trap(),
             ));
             let imports = app.store.borrow().imports().clone();
