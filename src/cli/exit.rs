@@ -55,6 +55,10 @@ impl CliError {
                 exit_codes::DAMAGED,
                 Some(format!("the file is damaged; `wtrace repair {shown}` keeps every intact event")),
             ),
+            TraceError::BeingRecorded { .. } => (
+                exit_codes::INPUT_MISSING,
+                Some("wait for the recording to end (or Ctrl-C it: an interrupted trace is complete)".into()),
+            ),
             TraceError::ImpossibleEvent { .. } => {
                 (exit_codes::DAMAGED, Some("the trace was altered; it cannot be replayed".into()))
             }

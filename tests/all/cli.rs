@@ -352,3 +352,68 @@ fn arguments_that_are_not_utf8_are_refused_cleanly() {
     assert!(!text(&out.stderr).contains("panicked"));
     assert!(!refused.exists());
 }
+
+/// A trace cut off as a killed recorder leaves it, at `path`; returns the events it keeps.
+fn cut_trace(path: &std::path::Path) -> u64 {
+    write_trace(path, &sample_events(2000), small_frames());
+    let bytes = std::fs::read(path).unwrap();
+    let last = wtrace::Trace::open(path).unwrap().frames().last().unwrap().clone();
+    std::fs::write(path, &bytes[..(last.offset + u64::from(last.compressed_len) - 3) as usize]).unwrap();
+    last.first_seq
+}
+
+/// `repair` cannot hurt: it keeps a file's mode, repairs a symlink's target (the link stays),
+/// writes a copy with `--output` leaving the original alone, and refuses a live recording.
+#[cfg(unix)]
+#[test]
+fn repair_keeps_mode_follows_symlinks_writes_copies_and_leaves_live_recordings_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    let path = dir.path().join("run.zst");
+    let kept = cut_trace(&path);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let link = dir.path().join("link.zst");
+    std::os::unix::fs::symlink("run.zst", &link).unwrap();
+
+    // --output: a complete copy elsewhere, the original untouched.
+    let before = std::fs::read(&path).unwrap();
+    let copy = dir.path().join("copy.zst");
+    let out = wtrace(&["repair", link.to_str().unwrap(), "--output", copy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let repaired = wtrace::Trace::open(&copy).unwrap();
+    assert_eq!(repaired.len(), kept);
+    assert!(matches!(repaired.completeness(), wtrace::traces::Completeness::Complete));
+
+    // In place through the link: the target is repaired, the link stays a link, the mode stays.
+    let out = wtrace(&["repair", link.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(mode(&path), 0o640);
+    assert!(matches!(
+        wtrace::Trace::open(&path).unwrap().completeness(),
+        wtrace::traces::Completeness::Complete
+    ));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 3, "no temporary file is left: {leftovers:?}");
+
+    // A recording still running holds its trace: repair refuses and writes nothing.
+    let live = dir.path().join("live.zst");
+    let spin = crate::common::fixture("programs/spin.wat");
+    let mut child = crate::common::wtrace_command()
+        .args(["record", "-q", "-o", live.to_str().unwrap(), spin.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut started = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut started).unwrap();
+    let before = std::fs::read(&live).unwrap();
+    let out = wtrace(&["repair", live.to_str().unwrap()]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(out.status.code(), Some(201), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("still being recorded"), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read(&live).unwrap(), before);
+}

@@ -113,6 +113,12 @@ pub enum TraceError {
         /// The module's name.
         name: String,
     },
+    /// A recorder is still writing the trace (it holds the file's lock).
+    #[error("it is still being recorded (a recorder holds its lock)")]
+    BeingRecorded {
+        /// The trace.
+        path: PathBuf,
+    },
     /// An event that decodes but cannot have been recorded (a forged or damaged trace).
     #[error("event {seq} cannot have been recorded: {detail}")]
     ImpossibleEvent {

@@ -110,6 +110,9 @@ impl TraceWriter {
     ) -> Result<Self> {
         let file = crate::private::create_file(path, true)
             .map_err(|source| TraceError::Open { path: path.to_path_buf(), source })?;
+        // Held while the file is open: `repair` refuses a trace that is still being written.
+        // Where the platform has no such locks, the trace is simply not protected.
+        let _ = file.try_lock();
         Self::new(file, header, embedded, options)
     }
 

@@ -482,7 +482,7 @@ fn repair_rewrites_the_index_atomically() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cut.zst");
     std::fs::write(&path, &bytes[..cut]).unwrap();
-    let outcome = wtrace_traces::repair(&path).unwrap();
+    let outcome = wtrace_traces::repair(&path, None).unwrap();
     let kept = third.first_seq;
     match outcome {
         wtrace_traces::RepairOutcome::Repaired { events: n, dropped_bytes, .. } => {
@@ -498,7 +498,7 @@ fn repair_rewrites_the_index_atomically() {
     // Only the repaired file is left behind.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     assert!(matches!(
-        wtrace_traces::repair(&path).unwrap(),
+        wtrace_traces::repair(&path, None).unwrap(),
         wtrace_traces::RepairOutcome::AlreadyComplete { events: n } if n == kept
     ));
 }
