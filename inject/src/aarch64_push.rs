@@ -48,7 +48,8 @@ const _: () = {
 /// `state` must be the interrupted state of a thread that is not running, whose stack below
 /// `state.sp` is mapped and writable for at least 512 bytes.
 pub(crate) unsafe fn push_state(state: &mut ThreadState, (signal, si_code, fault_address): (i32, i32, u64)) {
-    let block = (state.sp - MARGIN - size_of::<PushedState>() as u64) & !15;
+    // The caller checked the room: this cannot wrap.
+    let block = state.sp.wrapping_sub(MARGIN + size_of::<PushedState>() as u64) & !15;
     // SAFETY: below the stopped thread's SP (the caller's contract), 16-aligned.
     unsafe {
         (block as *mut PushedState).write(PushedState {
@@ -157,8 +158,14 @@ macro_rules! pushed_stub {
             "stp x1, x2, [sp, #0]",
             "mov x19, x0",
             "mov x1, sp",
+            // A frame record linking to the interrupted frame: [interrupted x29 (unchanged in
+            // the register), interrupted pc (the block's, offset 256)].
+            "sub sp, sp, #16",
+            "ldr x2, [x19, #256]",
+            "stp x29, x2, [sp]",
             "mov x29, sp",
             "bl {deliver_pushed}",
+            "add sp, sp, #16",
             "ldp q0, q1, [sp, #16]",
             "ldp q2, q3, [sp, #48]",
             "ldp q4, q5, [sp, #80]",

@@ -153,6 +153,12 @@ pub struct Armed {
         all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
     ))]
     slot: *mut platform::Slot,
+    /// Which arming of the thread this is (see [`unpublish`]).
+    #[cfg(any(
+        target_vendor = "apple",
+        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+    ))]
+    arming: u64,
 }
 
 impl Armed {
@@ -161,7 +167,7 @@ impl Armed {
     /// again. Elsewhere there is nothing to do.
     pub fn rearm(&self) {
         #[cfg(target_vendor = "apple")]
-        platform::rearm(self.slot);
+        platform::rearm(self.slot, self.arming);
     }
 }
 
@@ -171,7 +177,7 @@ impl Drop for Armed {
             target_vendor = "apple",
             all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
         ))]
-        platform::disarm(self.slot);
+        platform::disarm(self.slot, self.arming);
     }
 }
 
@@ -191,17 +197,19 @@ pub fn arm_with(
 ) -> Result<Armed, Unsupported> {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     {
-        Ok(Armed { slot: platform::arm(ranges, callback, strategy) })
+        let (slot, arming) = platform::arm(ranges, callback, strategy);
+        Ok(Armed { slot, arming })
     }
     #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
     {
-        Ok(Armed { slot: platform::arm(ranges, callback, strategy) })
+        let (slot, arming) = platform::arm(ranges, callback, strategy);
+        Ok(Armed { slot, arming })
     }
     #[cfg(target_vendor = "apple")]
     {
         // Mach exceptions arrive on another thread: the stack push is the only strategy.
         let _ = strategy;
-        platform::arm(ranges, callback).map(|slot| Armed { slot })
+        platform::arm(ranges, callback).map(|(slot, arming)| Armed { slot, arming })
     }
     #[cfg(not(any(
         target_vendor = "apple",
@@ -295,6 +303,49 @@ fn walk_frames(
     frames
 }
 
+/// Stack the callback may use below the stub's own frame: an injected call is refused (the
+/// fault goes to Wasmtime uncaptured) unless the thread's stack has this much room left.
+#[cfg(any(
+    target_vendor = "apple",
+    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+))]
+const CALLBACK_STACK: u64 = 64 << 10;
+
+/// The most an injected frame takes below the interrupted stack pointer before the callback
+/// runs: the red zone, the return frame, the stub's register saves and, for the stack push,
+/// the pushed block and the vector state (an `xsave` area of up to a few KiB).
+#[cfg(any(
+    target_vendor = "apple",
+    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+))]
+const INJECTED_FRAME: u64 = 16 << 10;
+
+/// Where an injected frame of `frame` bytes (the stub's saves and anything below the
+/// interrupted SP it must skip) would put the stack pointer, when the thread's `stack` has room
+/// for it and [`CALLBACK_STACK`] more below `sp`: `None` when it has not, when `sp` lies
+/// outside the stack (another stack, such as a fiber, whose room is unknown), or when the
+/// arithmetic would wrap. Signal-safe: no allocation, no panic.
+#[cfg(any(
+    target_vendor = "apple",
+    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+))]
+fn room_below(sp: u64, frame: u64, stack: (u64, u64)) -> Option<u64> {
+    let (low, high) = stack;
+    let below = sp.checked_sub(frame)?;
+    if (low, high) != (0, 0) && (sp > high || below.checked_sub(CALLBACK_STACK)? < low) {
+        return None;
+    }
+    Some(below)
+}
+
+/// Whether a signal was raised by a fault of the interrupted instruction, not sent by a
+/// process (`kill`, `tgkill`, `sigqueue`: `si_code` ≤ 0, `SI_USER` and its kin), which must
+/// never be taken for a trap.
+#[cfg(target_os = "linux")]
+fn raised_by_fault(si_code: libc::c_int) -> bool {
+    si_code > 0
+}
+
 /// A thread's published slot: a `const`-initialized thread-local `Cell` of a pointer, so the
 /// signal handler reads it with a plain TLS load.
 #[cfg(any(
@@ -303,29 +354,45 @@ fn walk_frames(
 ))]
 type SlotKey<T> = std::thread::LocalKey<std::cell::Cell<*mut T>>;
 
-/// Publishes a new slot as this thread's, freeing the one it replaces; returns its pointer.
+thread_local! {
+    /// How many times this thread has been armed: an [`Armed`] disarms only the arming it
+    /// made, even when a newer one's slot was allocated where its freed slot was.
+    #[cfg(any(
+        target_vendor = "apple",
+        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
+    ))]
+    static ARMINGS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Publishes a new slot as this thread's, freeing the one it replaces; returns its pointer and
+/// the arming's number.
 #[cfg(any(
     target_vendor = "apple",
     all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
 ))]
-fn publish<T>(key: &'static SlotKey<T>, slot: Box<T>) -> *mut T {
+fn publish<T>(key: &'static SlotKey<T>, slot: Box<T>) -> (*mut T, u64) {
     let slot = Box::into_raw(slot);
     let old = key.with(|cell| cell.replace(slot));
+    let arming = ARMINGS.with(|n| {
+        n.set(n.get().wrapping_add(1));
+        n.get()
+    });
     if !old.is_null() {
         // SAFETY: `old` came from `Box::into_raw` in an earlier `publish` on this thread and was
         // unpublished by the `replace` above, so nothing else can reach it.
         drop(unsafe { Box::from_raw(old) });
     }
-    slot
+    (slot, arming)
 }
 
-/// Unpublishes `slot` if it is still this thread's, and hands it back to be dropped.
+/// Unpublishes `slot` if it and `arming` are still this thread's, and hands it back to be
+/// dropped. A slot a newer arming replaced was freed then: nothing happens.
 #[cfg(any(
     target_vendor = "apple",
     all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
 ))]
-fn unpublish<T>(key: &'static SlotKey<T>, slot: *mut T) -> Option<Box<T>> {
-    if key.with(std::cell::Cell::get) != slot {
+fn unpublish<T>(key: &'static SlotKey<T>, slot: *mut T, arming: u64) -> Option<Box<T>> {
+    if key.with(std::cell::Cell::get) != slot || ARMINGS.with(std::cell::Cell::get) != arming {
         return None;
     }
     key.with(|cell| cell.set(std::ptr::null_mut()));

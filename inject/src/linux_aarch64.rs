@@ -26,7 +26,9 @@ const DELIVERED: u32 = 2;
 /// `fpsimd_context` magic in the signal frame's reserved area.
 const FPSIMD_MAGIC: u32 = 0x4650_8001;
 
-/// Per-thread state shared by the signal handler, the stub and [`deliver`].
+/// Per-thread state shared by the signal handler, the stub and [`deliver`]. The stub reads
+/// `pc` (offset 256) for its frame record.
+#[repr(C)]
 pub(crate) struct Slot {
     /// x0–x30 at the fault.
     x: [u64; 31],
@@ -46,6 +48,8 @@ pub(crate) struct Slot {
     strategy: crate::Strategy,
 }
 
+const _: () = assert!(std::mem::offset_of!(Slot, pc) == 256);
+
 thread_local! {
     /// This thread's slot while armed (see the x86_64 module for why a `const` `Cell`).
     static SLOT: Cell<*mut Slot> = const { Cell::new(std::ptr::null_mut()) };
@@ -56,7 +60,7 @@ pub(crate) fn arm(
     ranges: Vec<(usize, usize)>,
     callback: Box<dyn FnMut(&Capture)>,
     strategy: crate::Strategy,
-) -> *mut Slot {
+) -> (*mut Slot, u64) {
     crate::publish(
         &SLOT,
         Box::new(Slot {
@@ -79,9 +83,9 @@ pub(crate) fn arm(
     )
 }
 
-/// Disarms this thread if `slot` is still its slot, and frees the slot.
-pub(crate) fn disarm(slot: *mut Slot) {
-    drop(crate::unpublish(&SLOT, slot));
+/// Disarms this thread if `slot` and `arming` are still its own, and frees the slot.
+pub(crate) fn disarm(slot: *mut Slot, arming: u64) {
+    drop(crate::unpublish(&SLOT, slot, arming));
 }
 
 /// The FPSIMD record of a signal frame, if the kernel put one there.
@@ -104,8 +108,18 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     if slot.is_null() || info.is_null() || context.is_null() {
         return false;
     }
-    // SAFETY: a published slot is live and owned by this thread; the kernel passed a valid,
-    // writable ucontext.
+    // SAFETY: `info` is the kernel's siginfo for this signal; `si_code` is a plain field.
+    let si_code = unsafe { (*info).si_code };
+    if !crate::raised_by_fault(si_code) {
+        return false;
+    }
+    // SAFETY: a published slot is live and owned by this thread. Until its state shows no
+    // capture under way, only the atomic `state` is touched: `deliver` may be using the rest.
+    if unsafe { &*std::ptr::addr_of!((*slot).state) }.load(Ordering::Relaxed) == CAPTURING {
+        return false;
+    }
+    // SAFETY: no capture is under way, so nothing else references the slot; the kernel passed
+    // a valid, writable ucontext.
     let (slot, uc) = unsafe { (&mut *slot, &mut *context.cast::<ucontext_t>()) };
     let mc = &mut uc.uc_mcontext;
     let pc = mc.pc;
@@ -130,13 +144,13 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     if !crate::in_ranges(&slot.ranges, pc) {
         return false;
     }
-    match slot.state.load(Ordering::Relaxed) {
-        DELIVERED if slot.pc == pc => {
-            slot.state.store(IDLE, Ordering::Relaxed);
-            return false;
-        }
-        CAPTURING => return false,
-        _ => {}
+    if slot.state.load(Ordering::Relaxed) == DELIVERED && slot.pc == pc {
+        slot.state.store(IDLE, Ordering::Relaxed);
+        return false;
+    }
+    // The injected frame must fit on this thread's stack with room for the callback.
+    if crate::room_below(mc.sp, crate::INJECTED_FRAME, slot.stack).is_none() {
+        return false;
     }
     slot.x = mc.regs;
     slot.sp = mc.sp;
@@ -145,8 +159,7 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     slot.signal = signum;
     // SAFETY: `info` is the kernel's siginfo for this signal.
     slot.fault_address = unsafe { (*info).si_addr() } as u64;
-    // SAFETY: as above.
-    slot.si_code = unsafe { (*info).si_code };
+    slot.si_code = si_code;
     if let Some(record) = fpsimd(uc) {
         // SAFETY: an FPSIMD record is `magic, size, fpsr, fpcr, vregs[32]` (16-byte aligned).
         unsafe {
@@ -169,7 +182,8 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
         mc.regs[0] = state.x[0];
         return true;
     }
-    mc.sp = (slot.sp - 256) & !15;
+    // Room checked above: this cannot wrap.
+    mc.sp = slot.sp.wrapping_sub(256) & !15;
     mc.pc = STUB as usize as u64;
     mc.regs[0] = std::ptr::from_mut(slot) as u64;
     true
@@ -182,43 +196,52 @@ pub(crate) fn deliver_pushed_state(block: &PushedState, fp: *const u8) {
     if slot.is_null() {
         return;
     }
-    // SAFETY: this thread's own slot, live while armed; nothing else touches it now.
-    let slot_ref = unsafe { &mut *slot };
-    slot_ref.x = block.x;
-    slot_ref.sp = block.sp;
-    slot_ref.pc = block.pc;
-    slot_ref.pstate = block.nzcv;
-    slot_ref.signal = block.signal;
-    slot_ref.si_code = block.si_code;
-    slot_ref.fault_address = block.fault_address;
     let fp = FpState::read(fp);
-    slot_ref.q = fp.q;
-    slot_ref.fpsr = fp.fpsr;
-    slot_ref.fpcr = fp.fpcr;
+    // SAFETY: this thread's own slot, live while armed. A capture is under way, so a nested
+    // signal touches only `state`: the fields are written through the pointer, never through a
+    // reference to the whole slot.
+    unsafe {
+        (*slot).x = block.x;
+        (*slot).sp = block.sp;
+        (*slot).pc = block.pc;
+        (*slot).pstate = block.nzcv;
+        (*slot).signal = block.signal;
+        (*slot).si_code = block.si_code;
+        (*slot).fault_address = block.fault_address;
+        (*slot).q = fp.q;
+        (*slot).fpsr = fp.fpsr;
+        (*slot).fpcr = fp.fpcr;
+    }
     deliver(slot);
 }
 
 /// Called by the stub in ordinary context.
 extern "C" fn deliver(slot: *mut Slot) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the stub passes the slot the handler put in X0, live while armed.
-        let slot = unsafe { &mut *slot };
-        let capture = Capture {
-            signal: slot.signal,
-            si_code: slot.si_code,
-            fault_address: slot.fault_address,
-            registers: RawRegisters::Aarch64 {
-                x: slot.x,
-                sp: slot.sp,
-                pc: slot.pc,
-                nzcv: slot.pstate & 0xf000_0000,
-                q: slot.q,
-                fpsr: slot.fpsr,
-                fpcr: slot.fpcr,
-            },
-            frames: crate::walk_frames(slot.pc, slot.x[29], slot.sp, &slot.ranges, slot.stack, 16),
+        let capture = {
+            // SAFETY: the stub passes the slot the handler put in X0, live while armed. During
+            // the capture a nested signal only reads `state`, so a shared reference is sound.
+            let slot = unsafe { &*slot };
+            Capture {
+                signal: slot.signal,
+                si_code: slot.si_code,
+                fault_address: slot.fault_address,
+                registers: RawRegisters::Aarch64 {
+                    x: slot.x,
+                    sp: slot.sp,
+                    pc: slot.pc,
+                    nzcv: slot.pstate & 0xf000_0000,
+                    q: slot.q,
+                    fpsr: slot.fpsr,
+                    fpcr: slot.fpcr,
+                },
+                frames: crate::walk_frames(slot.pc, slot.x[29], slot.sp, &slot.ranges, slot.stack, 16),
+            }
         };
-        (slot.callback)(&capture);
+        // SAFETY: as above; only the callback field is borrowed mutably, which a nested signal
+        // never touches.
+        let callback = unsafe { &mut *std::ptr::addr_of_mut!((*slot).callback) };
+        callback(&capture);
     }));
     // SAFETY: as above.
     unsafe { (*slot).state.store(DELIVERED, Ordering::Relaxed) };
@@ -236,7 +259,7 @@ const RESUME: unsafe extern "C" fn() = resume_symbol;
 
 // The stub. On entry: SP 16-aligned, 256 bytes below the interrupted SP; X0 = slot; every
 // other register as interrupted. Frame: x1..x30 at [sp, #0..240), nzcv/fpsr/fpcr at 240..264,
-// q0..q31 at 272..784.
+// q0..q31 at 272..784, then a 16-byte frame record below it around the call.
 std::arch::global_asm!(
     ".pushsection .text.wtrace_inject_stub_aarch64,\"ax\",@progbits",
     ".p2align 4",
@@ -281,9 +304,15 @@ std::arch::global_asm!(
     "stp q26, q27, [sp, #688]",
     "stp q28, q29, [sp, #720]",
     "stp q30, q31, [sp, #752]",
-    // A frame record so the callback's unwinding stops here; x0 is the slot.
+    // A frame record linking to the interrupted frame: [interrupted x29, interrupted pc]
+    // (the slot's pc, offset 256), so an unwinder walks from the callback into the Wasm
+    // frames instead of reading saved registers as a record. x0 is the slot.
+    "sub sp, sp, #16",
+    "ldr x1, [x0, #256]",
+    "stp x29, x1, [sp]",
     "mov x29, sp",
     "bl {deliver}",
+    "add sp, sp, #16",
     "ldp q0, q1, [sp, #272]",
     "ldp q2, q3, [sp, #304]",
     "ldp q4, q5, [sp, #336]",

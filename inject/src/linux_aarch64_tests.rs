@@ -229,10 +229,13 @@ fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int
     let _serial = prepare(fault, resume);
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let sink = std::rc::Rc::clone(&seen);
+    let linked = std::rc::Rc::new(std::cell::Cell::new(false));
+    let linked_sink = std::rc::Rc::clone(&linked);
     let armed = arm_with(
         vec![(function as *const () as usize, end as *const () as usize)],
         Box::new(move |c: &Capture| {
             sink.borrow_mut().push(c.clone());
+            linked_sink.set(frame_chain_reaches(c.fp(), c.pc()));
             // Ordinary code may leave the FP control and status registers changed: the stub
             // must put the interrupted ones back.
             // SAFETY: writes only FPCR and FPSR, which the stub restores.
@@ -249,6 +252,7 @@ fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int
     let captures = seen.borrow().clone();
     let name = &format!("{name} ({strategy:?})");
     assert_eq!(captures.len(), 1, "{name}: exactly one capture");
+    assert!(linked.get(), "{name}: the callback's frame chain reaches the interrupted frame");
     let capture = captures[0].clone();
     assert_eq!(capture.signal, signal, "{name}");
     let sp = SAVED_SP.load(Ordering::SeqCst);
@@ -269,6 +273,29 @@ fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int
     assert_eq!(output.fpsr, input.fpsr, "{name}: fpsr after resuming");
     assert_eq!(output.fpcr, input.fpcr, "{name}: fpcr after resuming");
     capture
+}
+
+/// Whether the frame-record chain from the caller of this function reaches a record
+/// `[fp, pc]`: what an unwinder in the callback finds, through the stub's own record, when the
+/// stub links it to the interrupted frame. Reads only inside this thread's stack.
+#[inline(never)]
+fn frame_chain_reaches(fp: u64, pc: u64) -> bool {
+    let mut record: u64;
+    // SAFETY: reads the frame pointer register.
+    unsafe { std::arch::asm!("mov {}, x29", out(reg) record) };
+    let (low, high) = crate::thread_stack();
+    for _ in 0..64 {
+        if record < low || record.saturating_add(16) > high || !record.is_multiple_of(8) {
+            return false;
+        }
+        // SAFETY: `record` and `record + 8` lie inside this thread's stack (checked above).
+        let (next, return_address) = unsafe { (*(record as *const u64), *((record + 8) as *const u64)) };
+        if (next, return_address) == (fp, pc) {
+            return true;
+        }
+        record = next;
+    }
+    false
 }
 
 /// Both strategies: the state in the thread's slot, or pushed onto the guest stack (the macOS

@@ -87,7 +87,7 @@ pub(crate) fn arm(
     ranges: Vec<(usize, usize)>,
     callback: Box<dyn FnMut(&Capture)>,
     strategy: crate::Strategy,
-) -> *mut Slot {
+) -> (*mut Slot, u64) {
     let size = xsave_size();
     XSAVE_SIZE.store(size as u64 + 64, Ordering::Relaxed);
     let mut xsave_buffer = vec![0u8; size + 64];
@@ -119,9 +119,9 @@ pub(crate) fn arm(
     )
 }
 
-/// Disarms this thread if `slot` is still its slot, and frees the slot.
-pub(crate) fn disarm(slot: *mut Slot) {
-    drop(crate::unpublish(&SLOT, slot));
+/// Disarms this thread if `slot` and `arming` are still its own, and frees the slot.
+pub(crate) fn disarm(slot: *mut Slot, arming: u64) {
+    drop(crate::unpublish(&SLOT, slot, arming));
 }
 
 /// The signal-handler half: see the module documentation. Returns `true` when the context was
@@ -135,22 +135,33 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     if slot.is_null() || info.is_null() || context.is_null() {
         return false;
     }
-    // SAFETY: a non-null SLOT is a live slot owned by this thread (see `arm`/`disarm`), and
-    // the kernel passed a valid ucontext; nothing else touches either while the handler runs.
+    // SAFETY: `info` is the kernel's siginfo for this signal; `si_code` is a plain field.
+    let si_code = unsafe { (*info).si_code };
+    if !crate::raised_by_fault(si_code) {
+        return false;
+    }
+    // SAFETY: a non-null SLOT is a live slot owned by this thread (see `arm`/`disarm`). Until
+    // its state shows no capture under way, only the atomic `state` is touched: `deliver` may
+    // be using the rest of the slot.
+    if unsafe { &*std::ptr::addr_of!((*slot).state) }.load(Ordering::Relaxed) == CAPTURING {
+        return false;
+    }
+    // SAFETY: no capture is under way, so nothing else references the slot; the kernel passed
+    // a valid ucontext, which nothing else touches while the handler runs.
     let (slot, uc) = unsafe { (&mut *slot, &mut *context.cast::<ucontext_t>()) };
     let gregs = &mut uc.uc_mcontext.gregs;
     let pc = gregs[libc::REG_RIP as usize] as u64;
     if !crate::in_ranges(&slot.ranges, pc) {
         return false;
     }
-    match slot.state.load(Ordering::Relaxed) {
-        DELIVERED if slot.fault_pc == pc => {
-            // The second fault at the captured instruction: Wasmtime's to handle.
-            slot.state.store(IDLE, Ordering::Relaxed);
-            return false;
-        }
-        CAPTURING => return false,
-        _ => {}
+    if slot.state.load(Ordering::Relaxed) == DELIVERED && slot.fault_pc == pc {
+        // The second fault at the captured instruction: Wasmtime's to handle.
+        slot.state.store(IDLE, Ordering::Relaxed);
+        return false;
+    }
+    // The injected frame must fit on this thread's stack with room for the callback.
+    if crate::room_below(gregs[libc::REG_RSP as usize] as u64, crate::INJECTED_FRAME, slot.stack).is_none() {
+        return false;
     }
     let g = |r: c_int| gregs[r as usize] as u64;
     slot.gprs = [
@@ -177,8 +188,7 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     // SAFETY: `info` is the kernel's siginfo for this signal; `si_addr` reads the union field
     // every fault signal fills.
     slot.fault_address = unsafe { (*info).si_addr() } as u64;
-    // SAFETY: as above; `si_code` is a plain field.
-    slot.si_code = unsafe { (*info).si_code };
+    slot.si_code = si_code;
     let fp = uc.uc_mcontext.fpregs;
     if !fp.is_null() {
         // SAFETY: the kernel points `fpregs` at the FXSAVE image in the signal frame.
@@ -206,10 +216,11 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
         gregs[libc::REG_RIP as usize] = state.rip as i64;
         return true;
     }
-    // The stub's return frame sits just below the red zone; its own frame below that.
+    // The stub's return frame sits just below the red zone; its own frame below that (room
+    // checked above, so none of this wraps).
     let sp = slot.gprs[7];
-    slot.return_sp = sp - RED_ZONE - 16;
-    let stub_sp = (slot.return_sp - 64) & !15;
+    slot.return_sp = sp.wrapping_sub(RED_ZONE + 16);
+    let stub_sp = slot.return_sp.wrapping_sub(64) & !15;
     slot.fault_pc = pc;
     slot.state.store(CAPTURING, Ordering::Relaxed);
     gregs[libc::REG_RSP as usize] = stub_sp as i64;
@@ -225,20 +236,22 @@ pub(crate) fn deliver_pushed_state(block: &PushedState, xsave: *const u8) {
     if slot.is_null() {
         return;
     }
-    // SAFETY: the slot is this thread's own, live while armed, and nothing else touches it
-    // during the capture.
-    let slot_ref = unsafe { &mut *slot };
-    slot_ref.gprs = block.gprs;
-    slot_ref.rip = block.rip;
-    slot_ref.rflags = block.rflags;
-    slot_ref.signal = block.signal;
-    slot_ref.si_code = block.si_code;
-    slot_ref.fault_address = block.fault_address;
     let fp = crate::x86_64_push::FxState::read(xsave);
-    slot_ref.fcw = fp.fcw;
-    slot_ref.fsw = fp.fsw;
-    slot_ref.mxcsr = fp.mxcsr;
-    slot_ref.vregs = fp.xmm;
+    // SAFETY: the slot is this thread's own, live while armed. The state says a capture is
+    // under way, so a nested signal touches only `state`: the fields are written through the
+    // pointer, never through a reference to the whole slot.
+    unsafe {
+        (*slot).gprs = block.gprs;
+        (*slot).rip = block.rip;
+        (*slot).rflags = block.rflags;
+        (*slot).signal = block.signal;
+        (*slot).si_code = block.si_code;
+        (*slot).fault_address = block.fault_address;
+        (*slot).fcw = fp.fcw;
+        (*slot).fsw = fp.fsw;
+        (*slot).mxcsr = fp.mxcsr;
+        (*slot).vregs = fp.xmm;
+    }
     deliver(slot);
 }
 
@@ -246,26 +259,32 @@ pub(crate) fn deliver_pushed_state(block: &PushedState, xsave: *const u8) {
 extern "C" fn deliver(slot: *mut Slot) {
     // A panic must not unwind into the stub; the capture is then simply lost.
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the stub passes the slot the handler put in RDI, live while this thread is
-        // armed, and nothing else touches it during the capture.
-        let slot = unsafe { &mut *slot };
-        let registers = RawRegisters::X86_64 {
-            gprs: slot.gprs,
-            rip: slot.rip,
-            rflags: slot.rflags,
-            xmm: slot.vregs,
-            mxcsr: slot.mxcsr,
-            fcw: slot.fcw,
-            fsw: slot.fsw,
+        let capture = {
+            // SAFETY: the stub passes the slot the handler put in RDI, live while this thread
+            // is armed. During the capture a nested signal only reads `state`, so a shared
+            // reference is sound.
+            let slot = unsafe { &*slot };
+            let registers = RawRegisters::X86_64 {
+                gprs: slot.gprs,
+                rip: slot.rip,
+                rflags: slot.rflags,
+                xmm: slot.vregs,
+                mxcsr: slot.mxcsr,
+                fcw: slot.fcw,
+                fsw: slot.fsw,
+            };
+            Capture {
+                signal: slot.signal,
+                si_code: slot.si_code,
+                fault_address: slot.fault_address,
+                registers,
+                frames: crate::walk_frames(slot.rip, slot.gprs[6], slot.gprs[7], &slot.ranges, slot.stack, 8),
+            }
         };
-        let capture = Capture {
-            signal: slot.signal,
-            si_code: slot.si_code,
-            fault_address: slot.fault_address,
-            registers,
-            frames: crate::walk_frames(slot.rip, slot.gprs[6], slot.gprs[7], &slot.ranges, slot.stack, 8),
-        };
-        (slot.callback)(&capture);
+        // SAFETY: as above; the callback field alone is borrowed mutably, and a nested signal
+        // never touches it.
+        let callback = unsafe { &mut *std::ptr::addr_of_mut!((*slot).callback) };
+        callback(&capture);
     }));
     // SAFETY: as above.
     unsafe { (*slot).state.store(DELIVERED, Ordering::Relaxed) };

@@ -71,6 +71,8 @@ struct SavedPorts {
 struct Registration {
     thread: mach_port_t,
     ranges: Vec<(usize, usize)>,
+    /// The thread's stack: a redirect must leave the callback room on it.
+    stack: (u64, u64),
     saved: SavedPorts,
 }
 
@@ -144,7 +146,7 @@ fn restore_ports(thread: mach_port_t, saved: &SavedPorts) {
 pub(crate) fn arm(
     ranges: Vec<(usize, usize)>,
     callback: Box<dyn FnMut(&Capture)>,
-) -> Result<*mut Slot, Unsupported> {
+) -> Result<(*mut Slot, u64), Unsupported> {
     if !cfg!(target_arch = "x86_64") {
         return Err(Unsupported);
     }
@@ -176,6 +178,7 @@ pub(crate) fn arm(
     REGISTRY.lock().unwrap_or_else(PoisonError::into_inner).push(Registration {
         thread,
         ranges: ranges.clone(),
+        stack: crate::thread_stack(),
         saved,
     });
     if !point_at_server(thread, port) {
@@ -194,17 +197,17 @@ fn unregister(thread: mach_port_t) {
     }
 }
 
-/// Disarms the calling thread if `slot` is still its slot.
-pub(crate) fn disarm(slot: *mut Slot) {
-    let Some(slot) = crate::unpublish(&SLOT, slot) else { return };
+/// Disarms the calling thread if `slot` and `arming` are still its own.
+pub(crate) fn disarm(slot: *mut Slot, arming: u64) {
+    let Some(slot) = crate::unpublish(&SLOT, slot, arming) else { return };
     unregister(slot.thread);
     // SAFETY: drops the send right `mach_thread_self` gave in `arm`.
     unsafe { mach_port_deallocate(mach_task_self(), slot.thread) };
 }
 
 /// Points the thread at wtrace's port again after a fault was handed to Wasmtime.
-pub(crate) fn rearm(slot: *mut Slot) {
-    if SLOT.with(Cell::get) != slot {
+pub(crate) fn rearm(slot: *mut Slot, arming: u64) {
+    if SLOT.with(Cell::get) != slot || crate::ARMINGS.with(Cell::get) != arming {
         return;
     }
     if let Some(port) = server_port() {
@@ -308,9 +311,9 @@ fn take_exception(thread: mach_port_t, exception: c_int, code: [i64; 2]) -> kern
     };
     let info = (signal_of(exception), code[0] as i32, code[1] as u64);
     #[cfg(target_arch = "x86_64")]
-    let keep_ports = redirect_x86_64(thread, &registration.ranges, info);
+    let keep_ports = redirect_x86_64(thread, registration, info);
     #[cfg(target_arch = "aarch64")]
-    let keep_ports = redirect_aarch64(thread, &registration.ranges, info);
+    let keep_ports = redirect_aarch64(thread, registration, info);
     if !keep_ports {
         restore_ports(thread, &registration.saved);
     }
@@ -331,7 +334,7 @@ fn signal_of(exception: c_int) -> c_int {
 /// The stack-push redirect of a stopped aarch64 thread. Returns whether wtrace's port must stay
 /// (until the pushed stub's final `udf`).
 #[cfg(target_arch = "aarch64")]
-fn redirect_aarch64(thread: mach_port_t, ranges: &[(usize, usize)], info: (c_int, i32, u64)) -> bool {
+fn redirect_aarch64(thread: mach_port_t, registration: &Registration, info: (c_int, i32, u64)) -> bool {
     use mach2::structs::arm_thread_state64_t;
     use mach2::thread_act::{thread_get_state, thread_set_state};
     use mach2::thread_status::ARM_THREAD_STATE64;
@@ -354,7 +357,8 @@ fn redirect_aarch64(thread: mach_port_t, ranges: &[(usize, usize)], info: (c_int
         ThreadState { x, sp: state.__sp, pc: state.__pc, nzcv: u64::from(state.__cpsr) & 0xf000_0000 };
     // SAFETY: the thread is stopped; at the resume point its SP is the pushed block.
     let resumed = unsafe { resume(&mut thread_state) };
-    let in_code = crate::in_ranges(ranges, state.__pc);
+    let in_code = crate::in_ranges(&registration.ranges, state.__pc)
+        && crate::room_below(state.__sp, crate::INJECTED_FRAME, registration.stack).is_some();
     if !resumed && !in_code {
         return false;
     }
@@ -375,7 +379,7 @@ fn redirect_aarch64(thread: mach_port_t, ranges: &[(usize, usize)], info: (c_int
 
 /// The stack-push redirect of a stopped x86_64 thread.
 #[cfg(target_arch = "x86_64")]
-fn redirect_x86_64(thread: mach_port_t, ranges: &[(usize, usize)], info: (c_int, i32, u64)) -> bool {
+fn redirect_x86_64(thread: mach_port_t, registration: &Registration, info: (c_int, i32, u64)) -> bool {
     use mach2::structs::x86_thread_state64_t;
     use mach2::thread_act::{thread_get_state, thread_set_state};
     use mach2::thread_status::x86_THREAD_STATE64;
@@ -387,7 +391,10 @@ fn redirect_x86_64(thread: mach_port_t, ranges: &[(usize, usize)], info: (c_int,
     // SAFETY: `thread` is stopped in its exception; the buffer holds `count` words.
     let got =
         unsafe { thread_get_state(thread, x86_THREAD_STATE64, (&raw mut state).cast(), &raw mut count) };
-    if got != KERN_SUCCESS || !crate::in_ranges(ranges, state.__rip) {
+    if got != KERN_SUCCESS
+        || !crate::in_ranges(&registration.ranges, state.__rip)
+        || crate::room_below(state.__rsp, crate::INJECTED_FRAME, registration.stack).is_none()
+    {
         return false;
     }
     let s = &state;

@@ -92,3 +92,68 @@ impl Patterns {
         u128::from(self.next_u64()) << 64 | u128::from(self.next_u64())
     }
 }
+
+/// `si_code` of a fault at an unmapped address (the kernel's, for every memory fault here).
+const SEGV_MAPERR: c_int = 1;
+
+/// Offers the armed handler a signal whose context claims `pc` and `sp`, as the kernel would
+/// pass it, without running anything: whether it took the signal (rewrote the context).
+fn offer(si_code: c_int, pc_value: u64, sp_value: u64) -> bool {
+    // SAFETY: zeroed siginfo and ucontext are valid plain data; the handler only reads and
+    // writes their fields (a null `fpregs` / an empty reserved area means no vector state).
+    unsafe {
+        let mut info: siginfo_t = std::mem::zeroed();
+        info.si_signo = libc::SIGSEGV;
+        info.si_code = si_code;
+        let mut uc: ucontext_t = std::mem::zeroed();
+        *pc(&mut uc) = pc_value;
+        #[cfg(target_arch = "x86_64")]
+        {
+            uc.uc_mcontext.gregs[libc::REG_RSP as usize] = sp_value as i64;
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            uc.uc_mcontext.sp = sp_value;
+        }
+        handle_signal(libc::SIGSEGV, &raw const info, (&raw mut uc).cast())
+    }
+}
+
+/// A fake code range and a PC inside it, and a stack pointer with plenty of room below.
+fn fake_site() -> (Vec<(usize, usize)>, u64, u64) {
+    let here = 0u8;
+    (vec![(0x10_000, 0x20_000)], 0x18_000, (&raw const here as u64) & !15)
+}
+
+#[test]
+fn signals_sent_by_a_process_are_declined() {
+    let (ranges, pc, sp) = fake_site();
+    let _armed = crate::arm(ranges, Box::new(|_| {})).unwrap();
+    // kill(2) sends SI_USER (0), tgkill(2) SI_TKILL (-6), sigqueue(3) SI_QUEUE (-1).
+    for si_code in [libc::SI_USER, libc::SI_TKILL, libc::SI_QUEUE] {
+        assert!(!offer(si_code, pc, sp), "si_code {si_code} must not be taken for a fault");
+    }
+    assert!(offer(SEGV_MAPERR, pc, sp), "a fault is taken");
+}
+
+#[test]
+fn a_stack_without_room_for_the_injected_call_is_declined() {
+    let (ranges, pc, _) = fake_site();
+    let _armed = crate::arm(ranges, Box::new(|_| {})).unwrap();
+    let (low, high) = crate::thread_stack();
+    assert!(low < high, "the test thread's stack is known");
+    assert!(!offer(SEGV_MAPERR, pc, low + 4096), "4 KiB above the guard is not enough");
+    assert!(!offer(SEGV_MAPERR, pc, 100), "an SP near zero must not wrap");
+    assert!(!offer(SEGV_MAPERR, pc, high + (1 << 20)), "an SP on another stack is declined");
+}
+
+#[test]
+fn a_stale_arming_cannot_disarm_a_newer_one() {
+    let (ranges, pc, sp) = fake_site();
+    let older = crate::arm(ranges.clone(), Box::new(|_| {})).unwrap();
+    let newer = crate::arm(ranges, Box::new(|_| {})).unwrap();
+    drop(older);
+    assert!(offer(SEGV_MAPERR, pc, sp), "the newer arming is still in place");
+    drop(newer);
+    assert!(!offer(SEGV_MAPERR, pc, sp), "dropping it disarms");
+}

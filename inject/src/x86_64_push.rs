@@ -50,9 +50,10 @@ pub(crate) static XSAVE_SIZE: std::sync::atomic::AtomicU64 = std::sync::atomic::
 /// `state` must be the interrupted state of a thread that is not running, whose stack below
 /// `state.gprs[7] - 128` is mapped and writable for at least 256 bytes.
 pub(crate) unsafe fn push_state(state: &mut ThreadState, (signal, si_code, fault_address): (i32, i32, u64)) {
+    // The caller checked the room: none of this wraps.
     let sp = state.gprs[7];
-    let return_sp = sp - RED_ZONE - 16;
-    let block = (return_sp - size_of::<PushedState>() as u64) & !63;
+    let return_sp = sp.wrapping_sub(RED_ZONE + 16);
+    let block = return_sp.wrapping_sub(size_of::<PushedState>() as u64) & !63;
     // SAFETY: both writes are below the red zone of a stopped thread's stack (the caller's
     // contract); the return frame is 8-aligned and the block 64-aligned.
     unsafe {
