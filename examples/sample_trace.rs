@@ -41,6 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }],
             reads: vec![MemoryBytes { memory: 0, offset: 2048, bytes: text.as_bytes().to_vec() }],
             printed: Some(Printed { stream: Stream::Stdout, len: text.len() as u32 }),
+            input_hash: None,
         })
     };
     writer.append(&print("reading config.txt\n"))?;
@@ -56,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }],
             reads: vec![],
             printed: None,
+            input_hash: None,
         }))?;
     }
     writer.append(&print("parsing header\n"))?;

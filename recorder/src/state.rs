@@ -135,6 +135,7 @@ impl RecordState {
         result: &wasmtime::Result<i32>,
         memory: &GuestMemory<'_>,
     ) -> wasmtime::Result<()> {
+        // `scratch.input_hash` was set before the call, from memory as the host found it.
         let call = &mut self.scratch;
         call.import = import;
         call.params.clear();
@@ -165,7 +166,7 @@ impl RecordState {
         call.printed = None;
         if ok {
             if row.output {
-                call.printed = printed(&self.stdio, args, memory, call);
+                call.printed = printed(&self.stdio, args, call);
             } else {
                 self.stdio.after_success(row.name, args);
             }
@@ -192,6 +193,7 @@ impl RecordState {
             Err(error) => error_outcome(error),
         };
         call.printed = None;
+        call.input_hash = None;
         call.writes.clear();
         // Runs closer than 16 bytes are merged: one record costs more than a few unchanged bytes.
         for (offset, len) in changed_runs(before, after, 16) {
@@ -249,6 +251,7 @@ impl RecordState {
         call.writes.clear();
         call.reads.clear();
         call.printed = None;
+        call.input_hash = None;
         self.append_scratch()
     }
 
@@ -293,21 +296,14 @@ impl RecordState {
     }
 }
 
-/// What a successful output call (`fd_write(fd, iovs, iovs_len, nwritten)`) printed: the
-/// `nwritten` bytes the host reports, when `fd` refers to the recording's stdout or stderr.
-fn printed(
-    stdio: &StdioDescriptors,
-    args: &[u64],
-    memory: &GuestMemory<'_>,
-    call: &HostCall,
-) -> Option<Printed> {
+/// What a successful output call (`fd_write(fd, iovs, ...)`) printed, when `fd` refers to the
+/// recording's stdout or stderr: its reads, which the table cuts at the byte count the host
+/// reported written.
+fn printed(stdio: &StdioDescriptors, args: &[u64], call: &HostCall) -> Option<Printed> {
     let stream = stdio.stream(*args.first()? as i32)?;
-    let at = u32::try_from(*args.get(3)?).ok()?;
-    let written = memory.as_cow(GuestPtr::<[u8]>::new((at, 4))).ok()?;
-    let written = u32::from_le_bytes(written.as_ref().try_into().ok()?);
-    let offered: usize = call.reads.iter().map(|read| read.bytes.len()).sum();
-    let len = written.min(u32::try_from(offered).unwrap_or(u32::MAX));
-    (len > 0).then_some(Printed { stream, len })
+    let len: usize = call.reads.iter().map(|read| read.bytes.len()).sum();
+    let len = u32::try_from(len).ok().filter(|len| *len > 0)?;
+    Some(Printed { stream, len })
 }
 
 fn set_returned(outcome: &mut Outcome, errno: i32) {

@@ -121,6 +121,7 @@ fn record_call(
     let (mut memory, state) = memory::split(caller, export.as_ref());
     WasiSnapshotPreview1::set_hostcall_fuel(&mut state.wasi, fuel);
     let may_wait = state.before_call(row, args)?;
+    state.scratch.input_hash = wasi::hash_inputs(row.inputs, args, &memory, &mut state.regions);
     let before = state.audit.is_some().then(|| memory::copy_all(&memory));
     let result = call(&mut state.wasi, &mut memory, may_wait.then_some(&state.interrupt));
     if let Err(error) = &result

@@ -108,13 +108,86 @@ pub(crate) struct Shim {
     /// Whether the bytes it reads are guest output (WASI's `fd_write`, per the table): what it
     /// wrote to descriptors 1 and 2 is printed.
     prints: bool,
+    /// Its row of the WASI table, when it is a WASI function.
+    row: Option<&'static wasi::WasiFunction>,
+    /// Whether its spans find buffers through an iovec array in memory: the one place that
+    /// arguments equal to the recorded ones do not pin down (see [`same_places`]).
+    through_iovecs: bool,
 }
 
 impl Shim {
     fn new(name: ImportName, id: Option<ImportId>) -> Shim {
-        let prints = wasi::function_of(&name).is_some_and(|f| f.output);
-        Shim { name, id, prints }
+        let row = wasi::function_of(&name);
+        let through_iovecs = row.is_some_and(|row| {
+            row.writes.iter().chain(row.reads).any(|span| matches!(span, wasi::Span::Iovecs { .. }))
+        });
+        Shim { name, id, prints: row.is_some_and(|f| f.output), row, through_iovecs }
     }
+}
+
+/// The call's arguments as the WASI table's spans read them.
+fn raw_args(call: &HostCall) -> ([u64; 16], usize) {
+    let mut args = [0u64; 16];
+    for (arg, value) in args.iter_mut().zip(&call.params) {
+        *arg = match *value {
+            Value::I32(v) => u64::from(v as u32),
+            Value::I64(v) => v as u64,
+            _ => 0,
+        };
+    }
+    (args, call.params.len().min(16))
+}
+
+/// Whether the bytes the call reads that its spans do not pin down (`poll_oneoff`'s
+/// subscriptions) hash as they did when recorded; a trace from before format 1.1 has no hash.
+#[inline(never)]
+fn same_inputs(
+    shim: &Shim,
+    call: &HostCall,
+    memory: &wiggle::GuestMemory<'_>,
+    scratch: &mut Vec<(u32, u32)>,
+) -> bool {
+    let (Some(recorded), Some(row)) = (call.input_hash, shim.row) else { return true };
+    let (args, n) = raw_args(call);
+    wasi::hash_inputs(row.inputs, &args[..n], memory, scratch) == Some(recorded)
+}
+
+/// Whether the places the WASI table computes from the guest's arguments and memory (iovec
+/// buffers, out-pointers) are where the recorded bytes were written and read: a guest that
+/// hands the host other buffers diverges at that call. Run once the recorded writes are in
+/// memory, since some spans are sized by what the host stored (bytes read, entries filled).
+#[inline(never)]
+fn same_places(
+    shim: &Shim,
+    call: &HostCall,
+    memory: &wiggle::GuestMemory<'_>,
+    scratch: &mut Vec<(u32, u32)>,
+) -> bool {
+    let Some(row) = shim.row else { return true };
+    let Outcome::Returned(values) = &call.outcome else { return true };
+    let (args, n) = raw_args(call);
+    let succeeded = values.first() == Some(&Value::I32(0));
+    let sets = [(row.writes, &call.writes, succeeded), (row.reads, &call.reads, true)];
+    for (spans, recorded, applies) in sets {
+        // The string lists' sizes are the recording's; their pointers are arguments.
+        if !applies || spans.iter().any(|s| matches!(s, wasi::Span::Strings { .. })) {
+            continue;
+        }
+        scratch.clear();
+        wasi::regions(spans, &args[..n], memory, wasi::StringSizes::default(), scratch);
+        let mut expected = scratch
+            .iter()
+            .filter(|&&(offset, len)| len > 0 && memory.as_cow(GuestPtr::<[u8]>::new((offset, len))).is_ok());
+        let same = recorded.iter().all(|span| {
+            expected.next().is_some_and(|&(offset, len)| {
+                u64::from(offset) == span.offset && len as usize == span.bytes.len()
+            })
+        }) && expected.next().is_none();
+        if !same {
+            return false;
+        }
+    }
+    true
 }
 
 /// Where a replayed call's results go.
@@ -202,6 +275,12 @@ fn apply_call(
             ));
         }
     }
+    if call.input_hash.is_some() && !same_inputs(shim, call, &memory, &mut state.regions) {
+        return Err((
+            format!("{} with the subscriptions it was recorded with", name.name),
+            format!("{} with other subscriptions", name.name),
+        ));
+    }
     if state.printed_recorded {
         if let Some(printed) = call.printed {
             let sink = state.sink(printed.stream);
@@ -230,6 +309,12 @@ fn apply_call(
                 "that address is outside the guest's memory".into(),
             ));
         }
+    }
+    if shim.through_iovecs && !same_places(shim, call, &memory, &mut state.regions) {
+        return Err((
+            format!("{} with the buffers it was recorded with", name.name),
+            format!("{} with other buffers (the iovecs or out-pointers differ)", name.name),
+        ));
     }
     match &call.outcome {
         Outcome::Returned(values) => {

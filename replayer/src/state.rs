@@ -69,6 +69,8 @@ pub(crate) struct ReplayState {
     pub(crate) cut_off: bool,
     /// Where the guest was when it reached the cut: the backtrace, the import it called.
     pub(crate) at_cut: Option<(Vec<wtrace_traces::Frame>, Option<ImportId>)>,
+    /// Reused for the regions of a call's inputs.
+    pub(crate) regions: Vec<(u32, u32)>,
 }
 
 /// Refuses to grow a linear memory past a size, and remembers the size wanted.
@@ -187,6 +189,7 @@ impl ReplayState {
             memory_limit: None,
             cut_off: false,
             at_cut: None,
+            regions: Vec::new(),
         };
         state.advance();
         state

@@ -235,7 +235,10 @@ pub fn call(imports: &[ImportName], call: &HostCall) -> CallDescription {
         let row = row?;
         spans.iter().find_map(|span| {
             let ptr = match *span {
-                Span::Fixed { ptr, .. } | Span::Sized { ptr, .. } | Span::Records { ptr, .. } => ptr,
+                Span::Fixed { ptr, .. }
+                | Span::Sized { ptr, .. }
+                | Span::Records { ptr, .. }
+                | Span::Array { ptr, .. } => ptr,
                 Span::Used { buf, .. } | Span::Strings { buf, .. } => buf,
                 Span::Iovecs { iovs, .. } => iovs,
             };
@@ -464,6 +467,7 @@ mod tests {
             writes,
             reads,
             printed: None,
+            input_hash: None,
         }
     }
 
@@ -537,6 +541,7 @@ mod tests {
             writes: vec![],
             reads: vec![],
             printed: None,
+            input_hash: None,
         };
         assert_eq!(call(&imports(), &exit).summary, "proc_exit(3)");
         let other = HostCall {
@@ -546,6 +551,7 @@ mod tests {
             writes: vec![],
             reads: vec![],
             printed: None,
+            input_hash: None,
         };
         assert_eq!(call(&imports(), &other).summary, "env::log(7)");
     }

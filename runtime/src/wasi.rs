@@ -38,138 +38,138 @@ macro_rules! wasi_preview1 {
     ($callback:ident) => {
         $callback! {
             args_get(argv: i32 as Ptr, argv_buf: i32 as Ptr) -> errno sync {
-                writes: [Strings { ptrs: 0, buf: 1, of: StringList::Args }], reads: [],
+                writes: [Strings { ptrs: 0, buf: 1, of: StringList::Args }], reads: [], inputs: [],
                 blocking: Never, output: false,
             }
             args_sizes_get(argc: i32 as Ptr, argv_buf_size: i32 as Ptr) -> errno sync {
-                writes: [Fixed { ptr: 0, len: 4 }, Fixed { ptr: 1, len: 4 }], reads: [],
+                writes: [Fixed { ptr: 0, len: 4 }, Fixed { ptr: 1, len: 4 }], reads: [], inputs: [],
                 blocking: Never, output: false,
             }
             environ_get(environ: i32 as Ptr, environ_buf: i32 as Ptr) -> errno sync {
-                writes: [Strings { ptrs: 0, buf: 1, of: StringList::Env }], reads: [],
+                writes: [Strings { ptrs: 0, buf: 1, of: StringList::Env }], reads: [], inputs: [],
                 blocking: Never, output: false,
             }
             environ_sizes_get(count: i32 as Ptr, buf_size: i32 as Ptr) -> errno sync {
-                writes: [Fixed { ptr: 0, len: 4 }, Fixed { ptr: 1, len: 4 }], reads: [],
+                writes: [Fixed { ptr: 0, len: 4 }, Fixed { ptr: 1, len: 4 }], reads: [], inputs: [],
                 blocking: Never, output: false,
             }
             clock_res_get(id: i32 as ClockId, resolution: i32 as Ptr) -> errno sync {
-                writes: [Fixed { ptr: 1, len: 8 }], reads: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 1, len: 8 }], reads: [], inputs: [], blocking: Never, output: false,
             }
             clock_time_get(id: i32 as ClockId, precision: i64 as Timestamp, time: i32 as Ptr) -> errno sync {
-                writes: [Fixed { ptr: 2, len: 8 }], reads: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 2, len: 8 }], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_advise(
                 fd: i32 as Fd, offset: i64 as FileSize, len: i64 as FileSize, advice: i32 as Advice
             ) -> errno async {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_allocate(fd: i32 as Fd, offset: i64 as FileSize, len: i64 as FileSize) -> errno sync {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_close(fd: i32 as Fd) -> errno async {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_datasync(fd: i32 as Fd) -> errno async {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_fdstat_get(fd: i32 as Fd, stat: i32 as Ptr) -> errno async {
-                writes: [Fixed { ptr: 1, len: 24 }], reads: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 1, len: 24 }], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_fdstat_set_flags(fd: i32 as Fd, flags: i32 as FdFlags) -> errno sync {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_fdstat_set_rights(
                 fd: i32 as Fd, base: i64 as Rights, inheriting: i64 as Rights
             ) -> errno sync {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_filestat_get(fd: i32 as Fd, stat: i32 as Ptr) -> errno async {
-                writes: [Fixed { ptr: 1, len: 64 }], reads: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 1, len: 64 }], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_filestat_set_size(fd: i32 as Fd, size: i64 as FileSize) -> errno async {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_filestat_set_times(
                 fd: i32 as Fd, atim: i64 as Timestamp, mtim: i64 as Timestamp, flags: i32 as FstFlags
             ) -> errno async {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_pread(
                 fd: i32 as Fd, iovs: i32 as Ptr, iovs_len: i32 as Count, offset: i64 as FileSize,
                 nread: i32 as Ptr
             ) -> errno async {
-                writes: [Iovecs { iovs: 1, count: 2, total: 4 }, Fixed { ptr: 4, len: 4 }], reads: [],
+                writes: [Iovecs { iovs: 1, count: 2, total: 4 }, Fixed { ptr: 4, len: 4 }], reads: [], inputs: [],
                 blocking: Never, output: false,
             }
             fd_prestat_get(fd: i32 as Fd, prestat: i32 as Ptr) -> errno sync {
-                writes: [Fixed { ptr: 1, len: 8 }], reads: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 1, len: 8 }], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_prestat_dir_name(fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len) -> errno sync {
-                writes: [Sized { ptr: 1, len: 2 }], reads: [], blocking: Never, output: false,
+                writes: [Sized { ptr: 1, len: 2 }], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_pwrite(
                 fd: i32 as Fd, iovs: i32 as Ptr, iovs_len: i32 as Count, offset: i64 as FileSize,
                 nwritten: i32 as Ptr
             ) -> errno async {
-                writes: [Fixed { ptr: 4, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 4 }],
+                writes: [Fixed { ptr: 4, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 4 }], inputs: [],
                 blocking: Never, output: false,
             }
             fd_read(
                 fd: i32 as Fd, iovs: i32 as Ptr, iovs_len: i32 as Count, nread: i32 as Ptr
             ) -> errno async {
-                writes: [Iovecs { iovs: 1, count: 2, total: 3 }, Fixed { ptr: 3, len: 4 }], reads: [],
+                writes: [Iovecs { iovs: 1, count: 2, total: 3 }, Fixed { ptr: 3, len: 4 }], reads: [], inputs: [],
                 blocking: OnStdin, output: false,
             }
             fd_readdir(
                 fd: i32 as Fd, buf: i32 as Ptr, buf_len: i32 as Len, cookie: i64 as DirCookie,
                 bufused: i32 as Ptr
             ) -> errno async {
-                writes: [Used { buf: 1, used: 4 }, Fixed { ptr: 4, len: 4 }], reads: [],
+                writes: [Used { buf: 1, used: 4 }, Fixed { ptr: 4, len: 4 }], reads: [], inputs: [],
                 blocking: Never, output: false,
             }
             fd_renumber(fd: i32 as Fd, to: i32 as Fd) -> errno async {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_seek(
                 fd: i32 as Fd, offset: i64 as FileDelta, whence: i32 as Whence, newoffset: i32 as Ptr
             ) -> errno async {
-                writes: [Fixed { ptr: 3, len: 8 }], reads: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 3, len: 8 }], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_sync(fd: i32 as Fd) -> errno async {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_tell(fd: i32 as Fd, offset: i32 as Ptr) -> errno sync {
-                writes: [Fixed { ptr: 1, len: 8 }], reads: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 1, len: 8 }], reads: [], inputs: [], blocking: Never, output: false,
             }
             fd_write(
                 fd: i32 as Fd, iovs: i32 as Ptr, iovs_len: i32 as Count, nwritten: i32 as Ptr
             ) -> errno async {
-                writes: [Fixed { ptr: 3, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 3 }],
+                writes: [Fixed { ptr: 3, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 3 }], inputs: [],
                 blocking: Never, output: true,
             }
             path_create_directory(fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len) -> errno async {
-                writes: [], reads: [Sized { ptr: 1, len: 2 }], blocking: Never, output: false,
+                writes: [], reads: [Sized { ptr: 1, len: 2 }], inputs: [], blocking: Never, output: false,
             }
             path_filestat_get(
                 fd: i32 as Fd, flags: i32 as LookupFlags, path: i32 as Ptr, path_len: i32 as Len,
                 stat: i32 as Ptr
             ) -> errno async {
-                writes: [Fixed { ptr: 4, len: 64 }], reads: [Sized { ptr: 2, len: 3 }],
+                writes: [Fixed { ptr: 4, len: 64 }], reads: [Sized { ptr: 2, len: 3 }], inputs: [],
                 blocking: Never, output: false,
             }
             path_filestat_set_times(
                 fd: i32 as Fd, flags: i32 as LookupFlags, path: i32 as Ptr, path_len: i32 as Len,
                 atim: i64 as Timestamp, mtim: i64 as Timestamp, fst_flags: i32 as FstFlags
             ) -> errno async {
-                writes: [], reads: [Sized { ptr: 2, len: 3 }], blocking: Never, output: false,
+                writes: [], reads: [Sized { ptr: 2, len: 3 }], inputs: [], blocking: Never, output: false,
             }
             path_link(
                 old_fd: i32 as Fd, old_flags: i32 as LookupFlags, old_path: i32 as Ptr,
                 old_path_len: i32 as Len, new_fd: i32 as Fd, new_path: i32 as Ptr,
                 new_path_len: i32 as Len
             ) -> errno async {
-                writes: [], reads: [Sized { ptr: 2, len: 3 }, Sized { ptr: 5, len: 6 }],
+                writes: [], reads: [Sized { ptr: 2, len: 3 }, Sized { ptr: 5, len: 6 }], inputs: [],
                 blocking: Never, output: false,
             }
             path_open(
@@ -177,7 +177,7 @@ macro_rules! wasi_preview1 {
                 oflags: i32 as OFlags, rights_base: i64 as Rights, rights_inheriting: i64 as Rights,
                 fdflags: i32 as FdFlags, opened: i32 as Ptr
             ) -> errno async {
-                writes: [Fixed { ptr: 8, len: 4 }], reads: [Sized { ptr: 2, len: 3 }],
+                writes: [Fixed { ptr: 8, len: 4 }], reads: [Sized { ptr: 2, len: 3 }], inputs: [],
                 blocking: Never, output: false,
             }
             path_readlink(
@@ -185,49 +185,49 @@ macro_rules! wasi_preview1 {
                 buf_len: i32 as Len, bufused: i32 as Ptr
             ) -> errno async {
                 writes: [Used { buf: 3, used: 5 }, Fixed { ptr: 5, len: 4 }],
-                reads: [Sized { ptr: 1, len: 2 }], blocking: Never, output: false,
+                reads: [Sized { ptr: 1, len: 2 }], inputs: [], blocking: Never, output: false,
             }
             path_remove_directory(fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len) -> errno async {
-                writes: [], reads: [Sized { ptr: 1, len: 2 }], blocking: Never, output: false,
+                writes: [], reads: [Sized { ptr: 1, len: 2 }], inputs: [], blocking: Never, output: false,
             }
             path_rename(
                 fd: i32 as Fd, old_path: i32 as Ptr, old_path_len: i32 as Len, new_fd: i32 as Fd,
                 new_path: i32 as Ptr, new_path_len: i32 as Len
             ) -> errno async {
-                writes: [], reads: [Sized { ptr: 1, len: 2 }, Sized { ptr: 4, len: 5 }],
+                writes: [], reads: [Sized { ptr: 1, len: 2 }, Sized { ptr: 4, len: 5 }], inputs: [],
                 blocking: Never, output: false,
             }
             path_symlink(
                 old_path: i32 as Ptr, old_path_len: i32 as Len, fd: i32 as Fd, new_path: i32 as Ptr,
                 new_path_len: i32 as Len
             ) -> errno async {
-                writes: [], reads: [Sized { ptr: 0, len: 1 }, Sized { ptr: 3, len: 4 }],
+                writes: [], reads: [Sized { ptr: 0, len: 1 }, Sized { ptr: 3, len: 4 }], inputs: [],
                 blocking: Never, output: false,
             }
             path_unlink_file(fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len) -> errno async {
-                writes: [], reads: [Sized { ptr: 1, len: 2 }], blocking: Never, output: false,
+                writes: [], reads: [Sized { ptr: 1, len: 2 }], inputs: [], blocking: Never, output: false,
             }
             poll_oneoff(
                 subscriptions: i32 as Ptr, events: i32 as Ptr, nsubscriptions: i32 as Count,
                 nevents: i32 as Ptr
             ) -> errno async {
-                writes: [Records { ptr: 1, count: 3, size: 32 }, Fixed { ptr: 3, len: 4 }], reads: [],
+                writes: [Records { ptr: 1, count: 3, size: 32 }, Fixed { ptr: 3, len: 4 }], reads: [], inputs: [Array { ptr: 0, count: 2, size: 48 }],
                 blocking: Always, output: false,
             }
             proc_exit(rval: i32 as ExitCode) -> exit sync {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             proc_raise(sig: i32 as Signal) -> errno sync {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             sched_yield() -> errno sync {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
             random_get(buf: i32 as Ptr, buf_len: i32 as Len) -> errno sync {
-                writes: [Sized { ptr: 0, len: 1 }], reads: [], blocking: Never, output: false,
+                writes: [Sized { ptr: 0, len: 1 }], reads: [], inputs: [], blocking: Never, output: false,
             }
             sock_accept(fd: i32 as Fd, flags: i32 as FdFlags, accepted: i32 as Ptr) -> errno sync {
-                writes: [Fixed { ptr: 2, len: 4 }], reads: [], blocking: Always, output: false,
+                writes: [Fixed { ptr: 2, len: 4 }], reads: [], inputs: [], blocking: Always, output: false,
             }
             sock_recv(
                 fd: i32 as Fd, ri_data: i32 as Ptr, ri_data_len: i32 as Count, ri_flags: i32 as RiFlags,
@@ -236,17 +236,17 @@ macro_rules! wasi_preview1 {
                 writes: [
                     Iovecs { iovs: 1, count: 2, total: 4 }, Fixed { ptr: 4, len: 4 }, Fixed { ptr: 5, len: 2 }
                 ],
-                reads: [], blocking: Always, output: false,
+                reads: [], inputs: [], blocking: Always, output: false,
             }
             sock_send(
                 fd: i32 as Fd, si_data: i32 as Ptr, si_data_len: i32 as Count, si_flags: i32 as SiFlags,
                 so_datalen: i32 as Ptr
             ) -> errno sync {
-                writes: [Fixed { ptr: 4, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 4 }],
+                writes: [Fixed { ptr: 4, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 4 }], inputs: [],
                 blocking: Never, output: false,
             }
             sock_shutdown(fd: i32 as Fd, how: i32 as SdFlags) -> errno sync {
-                writes: [], reads: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, output: false,
             }
         }
     };
@@ -271,6 +271,9 @@ pub enum Span {
     /// `args_get`/`environ_get`: the pointer array at argument `ptrs` (one u32 per string) and
     /// the NUL-terminated strings at argument `buf`.
     Strings { ptrs: u8, buf: u8, of: StringList },
+    /// `size`-byte records at the pointer in argument `ptr`, as many as argument `count` says
+    /// (an iovec array, subscriptions).
+    Array { ptr: u8, count: u8, size: u32 },
 }
 
 impl Span {
@@ -281,7 +284,7 @@ impl Span {
             Sized { ptr, len } => vec![ptr, len],
             Iovecs { iovs, count, total } => vec![iovs, count, total],
             Used { buf, used } => vec![buf, used],
-            Records { ptr, count, .. } => vec![ptr, count],
+            Records { ptr, count, .. } | Array { ptr, count, .. } => vec![ptr, count],
             Strings { ptrs, buf, .. } => vec![ptrs, buf],
         }
     }
@@ -396,6 +399,11 @@ pub struct WasiFunction {
     pub writes: &'static [Span],
     /// What it consumes that a person wants to see (bytes written out, paths).
     pub reads: &'static [Span],
+    /// What else it reads from linear memory that neither its arguments nor its write and read
+    /// spans pin down (`poll_oneoff`'s subscriptions): replay compares a hash of these bytes,
+    /// so a call whose inputs differ diverges at once. (Iovec arrays need none: replay
+    /// recomputes the write and read spans from them and compares their places.)
+    pub inputs: &'static [Span],
     /// Whether it may wait for the outside world.
     pub blocking: Blocking,
     /// Whether its reads are guest output (bytes written to a descriptor).
@@ -409,7 +417,7 @@ macro_rules! table {
     (@returns exit) => { Returns::Exit };
     ($(
         $name:ident($($arg:ident: $ty:ident as $kind:ident),* $(,)?) -> $returns:ident $host:ident {
-            writes: [$($writes:tt)*], reads: [$($reads:tt)*],
+            writes: [$($writes:tt)*], reads: [$($reads:tt)*], inputs: [$($inputs:tt)*],
             blocking: $blocking:ident, output: $output:literal $(,)?
         }
     )*) => {
@@ -421,6 +429,7 @@ macro_rules! table {
                 returns: table!(@returns $returns),
                 writes: &[$($writes)*],
                 reads: &[$($reads)*],
+                inputs: &[$($inputs)*],
                 blocking: Blocking::$blocking,
                 output: $output,
             },
@@ -428,7 +437,7 @@ macro_rules! table {
     };
 }
 
-use Span::{Fixed, Iovecs, Records, Sized, Strings, Used};
+use Span::{Array, Fixed, Iovecs, Records, Sized, Strings, Used};
 crate::wasi_preview1!(table);
 
 /// The row of a function name.
@@ -548,8 +557,41 @@ pub fn regions(
                 out.push((arg(ptrs), count.saturating_mul(4)));
                 out.push((arg(buf), bytes));
             }
+            Array { ptr, count, size } => out.push((arg(ptr), arg(count).saturating_mul(size))),
         }
     }
+}
+
+/// A hash of the bytes a call's `inputs` spans cover, with each region's place and length
+/// mixed in, or `None` when the function has none; a word at a time (`FxHash`'s step). A region outside memory hashes as its place alone: the host failed on
+/// it, and replay must fail the same way. `scratch` is reused for the regions.
+pub fn hash_inputs(
+    spans: &[Span],
+    args: &[u64],
+    memory: &GuestMemory<'_>,
+    scratch: &mut Vec<(u32, u32)>,
+) -> Option<u64> {
+    const SEED: u64 = 0x517c_c1b7_2722_0a95;
+    if spans.is_empty() {
+        return None;
+    }
+    let mix = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(SEED);
+    scratch.clear();
+    regions(spans, args, memory, StringSizes::default(), scratch);
+    let mut hash = 0;
+    for &(offset, len) in scratch.iter() {
+        hash = mix(hash, u64::from(offset) << 32 | u64::from(len));
+        if let Ok(bytes) = memory.as_cow(GuestPtr::<[u8]>::new((offset, len))) {
+            let mut words = bytes.chunks_exact(8);
+            for word in &mut words {
+                hash = mix(hash, u64::from_le_bytes(word.try_into().unwrap_or_default()));
+            }
+            let mut last = [0u8; 8];
+            last[..words.remainder().len()].copy_from_slice(words.remainder());
+            hash = mix(hash, u64::from_le_bytes(last));
+        }
+    }
+    Some(hash)
 }
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ pub(crate) fn fd_write(text: &[u8]) -> Event {
         }],
         reads: vec![MemoryBytes { memory: 0, offset: 4096, bytes: text.to_vec() }],
         printed: Some(Printed { stream: Stream::Stdout, len: text.len() as u32 }),
+        input_hash: None,
     })
 }
 
@@ -59,6 +60,7 @@ pub(crate) fn clock(i: u64) -> Event {
         }],
         reads: vec![],
         printed: None,
+        input_hash: None,
     })
 }
 

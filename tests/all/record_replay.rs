@@ -506,3 +506,29 @@ fn replay_prints_exactly_what_reached_the_terminal_when_stdio_moves() {
         "{dump}"
     );
 }
+
+/// A module that hands `fd_read` another buffer (only the address inside its iovec differs)
+/// diverges at that `fd_read`, not at the print two calls later that shows other bytes.
+#[test]
+fn a_changed_iovec_diverges_at_the_call_that_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data");
+    let dir_arg = format!("{}::/data", data.display());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/header_parser.wat");
+    let (out, trace) = record(dir.path(), "example", &["--dir", &dir_arg, example.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
+    let source = std::fs::read_to_string(&example).unwrap();
+    let moved = "(i32.store (i32.const 32) (i32.const 2048))";
+    let modified_source = source.replace("(i32.store (i32.const 32) (i32.const 1024))", moved);
+    assert!(modified_source.contains(moved), "the example stores the iovec's buffer address");
+    let modified = dir.path().join("moved_buffer.wat");
+    std::fs::write(&modified, modified_source).unwrap();
+    let replayed =
+        wtrace(&["replay", "-q", &trace, "--module", modified.to_str().unwrap(), "--allow-modified-module"]);
+    let stderr = text(&replayed.stderr);
+    assert_eq!(replayed.status.code(), Some(205), "{stderr}");
+    let dump = text(&wtrace(&["dump", &trace]).stdout);
+    let fd_read = dump.lines().position(|l| l.contains("fd_read(")).unwrap();
+    assert!(stderr.contains(&format!("replay diverged at event {fd_read}\n")), "{stderr}");
+    assert!(stderr.contains("fd_read with other buffers"), "{stderr}");
+}

@@ -23,6 +23,7 @@ fn clock_event(now: u64) -> Event {
         writes: vec![MemoryBytes { memory: 0, offset: 0x1_0400, bytes: now.to_le_bytes().to_vec() }],
         reads: vec![],
         printed: None,
+        input_hash: None,
     })
 }
 

@@ -179,6 +179,10 @@ pub struct HostCall {
     /// What of `reads` reached the recording's stdout or stderr (format 1.1 on; `None` in
     /// older traces, whose replay prints every `fd_write` to descriptors 1 and 2).
     pub printed: Option<Printed>,
+    /// A hash of the other bytes the host read through the arguments (WASI iovec arrays and
+    /// subscriptions; format 1.1 on): replay compares it, so a call whose inputs differ
+    /// diverges there, not calls later.
+    pub input_hash: Option<u64>,
 }
 
 /// The bytes of a call that reached the recording's own stdout or stderr: the first `len`
@@ -224,6 +228,7 @@ impl HostCall {
             writes: Vec::new(),
             reads: Vec::new(),
             printed: None,
+            input_hash: None,
         }
     }
 

@@ -182,6 +182,7 @@ pub(crate) fn decode_host_call_into(bytes: &[u8], call: &mut HostCall) -> Result
     c.memory_bytes_into(&mut call.writes)?;
     c.memory_bytes_into(&mut call.reads)?;
     // Format 1.0 records end here.
+    call.input_hash = None;
     call.printed = if c.pos == bytes.len() {
         None
     } else {
@@ -198,6 +199,13 @@ pub(crate) fn decode_host_call_into(bytes: &[u8], call: &mut HostCall) -> Result
             _ => return Err("invalid option"),
         }
     };
+    if c.pos < bytes.len() {
+        call.input_hash = match c.byte()? {
+            0 => None,
+            1 => Some(c.u64()?),
+            _ => return Err("invalid option"),
+        };
+    }
     Ok(c.pos)
 }
 
@@ -305,6 +313,13 @@ pub(crate) fn encode_host_call(call: &HostCall, out: &mut Vec<u8>) {
             put_u64(out, u64::from(len));
         }
     }
+    match call.input_hash {
+        None => out.push(0),
+        Some(hash) => {
+            out.push(1);
+            put_u64(out, hash);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -371,6 +386,7 @@ mod tests {
                     writes: spans(i * 3),
                     reads: spans(10 - i),
                     printed: [None, Some(Printed { stream: Stream::Stderr, len: import })][i % 2],
+                    input_hash: [None, Some(u64::from(import) << 20)][(i / 2) % 2],
                 };
                 let mut fast = Vec::new();
                 encode_host_call(&call, &mut fast);
@@ -387,8 +403,8 @@ mod tests {
         let call =
             HostCall { printed: Some(Printed { stream: Stream::Stdout, len: 3 }), ..HostCall::empty() };
         let mut bytes = Vec::new();
-        encode_host_call(&HostCall { printed: None, ..call.clone() }, &mut bytes);
-        bytes.pop();
+        encode_host_call(&HostCall { printed: None, input_hash: None, ..call.clone() }, &mut bytes);
+        bytes.truncate(bytes.len() - 2);
         let mut decoded = call;
         assert_eq!(decode_host_call_into(&bytes, &mut decoded), Ok(bytes.len()));
         assert_eq!(decoded.printed, None);

@@ -39,13 +39,22 @@ fn host_call() -> impl Strategy<Value = Event> {
         prop::collection::vec(memory_bytes(), 0..3),
         prop::collection::vec(memory_bytes(), 0..2),
         prop::option::of((any::<bool>(), any::<u32>())),
+        prop::option::of(any::<u64>()),
     )
-        .prop_map(|(import, params, outcome, writes, reads, printed)| {
+        .prop_map(|(import, params, outcome, writes, reads, printed, input_hash)| {
             let printed = printed.map(|(stderr, len)| Printed {
                 stream: if stderr { Stream::Stderr } else { Stream::Stdout },
                 len,
             });
-            Event::HostCall(HostCall { import: ImportId(import), params, outcome, writes, reads, printed })
+            Event::HostCall(HostCall {
+                import: ImportId(import),
+                params,
+                outcome,
+                writes,
+                reads,
+                printed,
+                input_hash,
+            })
         })
 }
 
@@ -213,6 +222,7 @@ fn sample_events(n: usize) -> Vec<Event> {
                 }],
                 reads: vec![],
                 printed: None,
+                input_hash: None,
             }),
         })
         .collect()

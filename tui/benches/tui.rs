@@ -46,6 +46,7 @@ fn write(path: &std::path::Path, count: u64) {
                 writes: vec![MemoryBytes { memory: 0, offset: 0x200, bytes: 12u32.to_le_bytes().to_vec() }],
                 reads: vec![MemoryBytes { memory: 0, offset: 0x300, bytes: b"tick number\n".to_vec() }],
                 printed: None,
+                input_hash: None,
             })
         } else {
             Event::HostCall(HostCall {
@@ -55,6 +56,7 @@ fn write(path: &std::path::Path, count: u64) {
                 writes: vec![MemoryBytes { memory: 0, offset: 0x1_0400, bytes: now.to_le_bytes().to_vec() }],
                 reads: vec![],
                 printed: None,
+                input_hash: None,
             })
         };
         writer.append(&event).expect("append");

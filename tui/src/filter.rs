@@ -132,6 +132,7 @@ mod tests {
             writes: vec![],
             reads: vec![],
             printed: None,
+            input_hash: None,
         })
     }
 
