@@ -36,11 +36,9 @@ fn header(options: &RecordOptions, module: ModuleEntry, imports: Vec<ImportName>
         created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
         command_line: options.command_line.clone(),
         args: if options.invoke.is_some() { options.args.clone() } else { argv.to_vec() },
-        env: options
-            .env
-            .iter()
-            .map(|(name, value)| EnvVar { name: name.clone(), value: Some(value.clone()) })
-            .collect(),
+        // Names only: the values the guest read are in its `environ_get` call, and replay needs
+        // no more; a value it never read is not kept.
+        env: options.env.iter().map(|(name, _)| EnvVar { name: name.clone(), value: None }).collect(),
         preopens: options
             .dirs
             .iter()

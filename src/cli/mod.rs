@@ -115,9 +115,13 @@ fn run(cli: Cli) -> Result<i32, CliError> {
 /// Opens a trace for reading, warning on stderr when it had to be recovered.
 fn open_trace(path: &std::path::Path) -> Result<wtrace::Trace, CliError> {
     let trace = wtrace::Trace::open(path).map_err(|e| CliError::from_trace(&e, path))?;
-    if let wtrace::Completeness::Recovered { index_problem, .. } = trace.completeness() {
+    if let wtrace::Completeness::Recovered { index_problem, stopped_at, scan_stop } = trace.completeness() {
+        // Why the scan stopped short of the file's end (a damaged frame), when it did.
+        let stop = scan_stop
+            .as_ref()
+            .map_or_else(String::new, |why| format!("; stopped at byte {stopped_at}: {why}"));
         output::warn(&format!(
-            "incomplete trace: {} events recovered ({index_problem}); `wtrace repair {}` rewrites its index",
+            "incomplete trace: {} events recovered ({index_problem}{stop}); `wtrace repair {}` rewrites its index",
             trace.len(),
             path.display()
         ));

@@ -87,8 +87,7 @@ pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
         engine,
         stdin: Stdin::Inherit,
         output: Output::Inherit,
-        // As the shell passed it; bytes that are not UTF-8 show as U+FFFD.
-        command_line: std::env::args_os().map(|arg| arg.to_string_lossy().into_owned()).collect(),
+        command_line: command_line(),
         audit_writes: false,
         host_funcs: Vec::new(),
         compile: args.compile.options(args.quiet),
@@ -144,6 +143,29 @@ pub(crate) fn run(args: RecordArgs) -> Result<i32, CliError> {
         ));
     }
     Ok(recorded.end.exit_status())
+}
+
+/// The command line as the shell passed it, for the trace header, with the values of `--env`
+/// left out (the guest's `environ_get` call holds those it read). Bytes that are not UTF-8
+/// show as U+FFFD.
+fn command_line() -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut value_next = false;
+    for arg in std::env::args_os().map(|arg| arg.to_string_lossy().into_owned()) {
+        let name_only = |text: &str| text.split_once('=').map_or(text, |(name, _)| name).to_string();
+        if value_next {
+            out.push(name_only(&arg));
+            value_next = false;
+        } else if arg == "--env" && !out.iter().any(|a| a == "--") {
+            out.push(arg);
+            value_next = true;
+        } else if let Some(setting) = arg.strip_prefix("--env=") {
+            out.push(format!("--env={}", name_only(setting)));
+        } else {
+            out.push(arg);
+        }
+    }
+    out
 }
 
 /// An interrupt that SIGINT, SIGTERM and SIGHUP raise: the guest stops and the trace is

@@ -41,6 +41,20 @@ fn args_environment_and_exit_status() {
     let wrong = wtrace(&["replay", "-q", &trace, "--expect-exit", "3"]);
     assert_eq!(wrong.status.code(), Some(206), "{}", text(&wrong.stderr));
     assert!(text(&wrong.stderr).contains("expected exit status 3, but the run exited with status 7"));
+    // The header keeps the names, not the values: those the guest read are in its events.
+    let info = wtrace(&["info", "--json", &trace]);
+    let json: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(json["env"][0]["name"], "GREETING");
+    assert!(json["env"].as_array().unwrap().iter().all(|v| v["value"].is_null()), "{json}");
+    assert!(!text(&info.stdout).contains("hello world"), "{}", text(&info.stdout));
+    let recorded = wtrace::Trace::open(&trace).unwrap();
+    let read = recorded.events().map(Result::unwrap).any(|(_, event)| match event {
+        Event::HostCall(call) => {
+            call.writes.iter().any(|w| w.bytes.windows(20).any(|b| b == b"GREETING=hello world"))
+        }
+        _ => false,
+    });
+    assert!(read, "the guest's environ_get call holds the value it read");
 }
 
 #[test]

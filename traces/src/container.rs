@@ -272,21 +272,36 @@ pub(crate) struct IndexBody {
 /// Writes the tail of a trace — index frame, then seek table — given every frame before it as
 /// `(compressed_len, decompressed_len)` pairs in file order.
 pub(crate) fn encode_tail(all_frames: &[(u32, u32)], entries: &[IndexEntry]) -> Result<Vec<u8>> {
+    let mut out = index_frame(entries)?;
+    let index_len =
+        u32::try_from(out.len()).map_err(|_| TraceError::InvalidInput("index frame too large".into()))?;
+    let frames: Vec<(u32, u32)> = all_frames.iter().copied().chain([(index_len, 0)]).collect();
+    out.extend_from_slice(&seek_table(&frames)?);
+    Ok(out)
+}
+
+/// The index frame over `entries`.
+pub(crate) fn index_frame(entries: &[IndexEntry]) -> Result<Vec<u8>> {
     let mut body = Vec::new();
     codec::encode_value(&IndexBody { entries: entries.to_vec() }, &mut body)?;
-    let index = wtrace_frame(TAG_INDEX, &body)?;
-    let index_len =
-        u32::try_from(index.len()).map_err(|_| TraceError::InvalidInput("index frame too large".into()))?;
-    let count = all_frames.len() + 1;
-    let table_payload = count * 8 + SEEKABLE_FOOTER_LEN as usize;
-    let mut out = index;
+    wtrace_frame(TAG_INDEX, &body)
+}
+
+/// The seekable format's seek table over every frame of the file, `(compressed_len,
+/// decompressed_len)` each, in file order.
+pub(crate) fn seek_table(frames: &[(u32, u32)]) -> Result<Vec<u8>> {
+    let table_payload = frames.len() * 8 + SEEKABLE_FOOTER_LEN as usize;
+    let mut out = Vec::with_capacity(8 + table_payload);
     out.extend_from_slice(&SEEK_TABLE_MAGIC.to_le_bytes());
-    out.extend_from_slice(&(table_payload as u32).to_le_bytes());
-    for (compressed, decompressed) in all_frames.iter().copied().chain([(index_len, 0)]) {
+    let payload =
+        u32::try_from(table_payload).map_err(|_| TraceError::InvalidInput("too many frames".into()))?;
+    out.extend_from_slice(&payload.to_le_bytes());
+    for (compressed, decompressed) in frames {
         out.extend_from_slice(&compressed.to_le_bytes());
         out.extend_from_slice(&decompressed.to_le_bytes());
     }
-    let count = u32::try_from(count).map_err(|_| TraceError::InvalidInput("too many frames".into()))?;
+    let count =
+        u32::try_from(frames.len()).map_err(|_| TraceError::InvalidInput("too many frames".into()))?;
     out.extend_from_slice(&count.to_le_bytes());
     out.push(0); // descriptor: no per-frame checksums (data frames carry zstd's own)
     out.extend_from_slice(&SEEKABLE_FOOTER_MAGIC.to_le_bytes());

@@ -27,6 +27,8 @@ pub mod container;
 pub mod display;
 mod error;
 mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 mod header;
 mod host_call_codec;
 mod native;

@@ -295,7 +295,7 @@ fn checksummed_compressor(level: i32) -> std::io::Result<zstd::bulk::Compressor<
     Ok(compressor)
 }
 
-fn zstd_compress(bytes: &[u8], level: i32) -> Result<Vec<u8>> {
+pub(crate) fn zstd_compress(bytes: &[u8], level: i32) -> Result<Vec<u8>> {
     checksummed_compressor(level)
         .and_then(|mut compressor| compressor.compress(bytes))
         .map_err(|source| TraceError::Io { offset: 0, source })

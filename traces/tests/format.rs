@@ -598,3 +598,27 @@ fn writer_reports_a_sink_that_fills_up_later() {
     assert!(matches!(error, TraceError::Io { .. }), "{error}");
     assert!(error.to_string().contains("No space left"), "{error}");
 }
+
+/// The fuzzing seed is a valid trace with every event kind, in both minor-version modes, and
+/// assembles without its tail into one that recovers the same events.
+#[test]
+fn the_fuzzing_seed_holds_every_event_kind() {
+    use wtrace_traces::fuzzing::Parts;
+    for newer_minor in [false, true] {
+        let parts = Parts::seed(newer_minor);
+        let trace = Trace::from_bytes(parts.assemble()).unwrap();
+        assert!(matches!(trace.completeness(), Completeness::Complete), "{:?}", trace.completeness());
+        assert!(trace.kind_counts().iter().all(|n| *n > 0), "{:?}", trace.kind_counts());
+        let events: Vec<Event> = trace.events().map(|e| e.unwrap().1).collect();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Trap(t) if matches!(t.native, NativeCapture::Captured(_))))
+        );
+        let unfinished = Trace::from_bytes(Parts { finished: false, ..parts.clone() }.assemble()).unwrap();
+        assert!(matches!(unfinished.completeness(), Completeness::Recovered { .. }));
+        let recovered: Vec<Event> = unfinished.events().map(|e| e.unwrap().1).collect();
+        assert_eq!(recovered, events);
+        assert_eq!(trace.module_bytes(0).unwrap(), b"\0asm\x01\0\0\0");
+    }
+}

@@ -47,7 +47,8 @@ pub(super) fn decode_frame(
     }
     let content_size = content_size.ok_or_else(|| damaged("frame does not declare its size".into()))?;
     if content_size > container::MAX_DATA_FRAME_CONTENT {
-        return Err(damaged(format!("declared size {content_size} is impossible")));
+        let ceiling = container::MAX_DATA_FRAME_CONTENT;
+        return Err(damaged(format!("declared size {content_size} is past the {ceiling}-byte ceiling")));
     }
     let bytes = decompress(compressed, content_size as usize).map_err(damaged)?;
     let starts = codec::record_starts(&bytes, expected).map_err(|(at, detail)| {
