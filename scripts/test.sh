@@ -10,6 +10,8 @@ command -v zstd >/dev/null || missing+=(zstd)
 command -v jq >/dev/null || missing+=(jq)
 # The terminal UI's end-to-end test drives the real binary in tmux.
 command -v tmux >/dev/null || missing+=(tmux)
+# The replay-isolation test watches the real binary's system calls.
+command -v strace >/dev/null || missing+=(strace)
 # Cross checks of the call-injection stubs: aarch64 runs under qemu-user, linked by the cross gcc.
 command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)

@@ -546,3 +546,67 @@ fn a_changed_iovec_diverges_at_the_call_that_reads_it() {
     assert!(stderr.contains(&format!("replay diverged at event {fd_read}\n")), "{stderr}");
     assert!(stderr.contains("fd_read with other buffers"), "{stderr}");
 }
+
+/// Replay touches nothing on the host but the trace, the compiled-code cache and what the
+/// binary itself starts with: watched with strace, a replay of guests that read files, the
+/// clock and random bytes opens no other path, makes no network call and draws no more random
+/// bytes than a replay of a guest that draws none.
+#[cfg(target_os = "linux")]
+#[test]
+fn replay_touches_no_host_resource() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("input.txt"), "secret input\n").unwrap();
+    let dir_arg = format!("{}::/data", data.display());
+    let files = guest("files");
+    let (out, files_trace) = record(dir.path(), "files", &["--dir", &dir_arg, files.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (out, random_trace) = record(dir.path(), "random", &[guest("clock_random").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (out, quiet_trace) = record(dir.path(), "args", &[guest("args_env").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&data).unwrap();
+
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wtrace-cache");
+    let binary = Path::new(env!("CARGO_BIN_EXE_wtrace"));
+    let watch = |trace: &str| -> String {
+        let log = dir.path().join("strace.log");
+        let status = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=%file,%network,getrandom", "-o"])
+            .arg(&log)
+            .arg(binary)
+            .args(["replay", "-q", trace])
+            .env("WTRACE_CACHE_DIR", &cache)
+            // Cargo's library path sends the dynamic loader probing its build directories.
+            .env_remove("LD_LIBRARY_PATH")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("strace runs (scripts/test.sh installs it)");
+        assert_eq!(status.code(), Some(0), "replay of {trace}");
+        std::fs::read_to_string(&log).unwrap()
+    };
+    let allowed = |path: &str| {
+        path.is_empty()
+            || path == binary.to_str().unwrap()
+            || path.starts_with(cache.to_str().unwrap())
+            || [dir.path().to_str().unwrap(), "/proc/self/", "/lib", "/usr/lib", "/etc/ld.so"]
+                .iter()
+                .any(|prefix| path.starts_with(prefix))
+    };
+    let getrandom = |log: &str| log.lines().filter(|l| l.contains("getrandom(")).count();
+    let baseline = getrandom(&watch(&quiet_trace));
+    for trace in [&files_trace, &random_trace] {
+        let log = watch(trace);
+        for line in log.lines() {
+            assert!(!line.contains("socket(") && !line.contains("connect("), "network: {line}");
+            // The first quoted string of a file call is its path.
+            let Some(path) = line.split('"').nth(1) else { continue };
+            let is_file_call = !line.contains("getrandom(");
+            assert!(!is_file_call || allowed(path), "{trace}: replay touched {path}: {line}");
+            assert!(!path.contains("data"), "{trace}: the guest's directory: {line}");
+        }
+        assert_eq!(getrandom(&log), baseline, "{trace}: random bytes drawn beyond start-up:\n{log}");
+    }
+}
