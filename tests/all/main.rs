@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod debug;
+mod differential;
 mod hostile;
 mod interrupt;
 mod library;
