@@ -7,9 +7,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use wtrace::traces::{
-    Arch, Event, Frame, Header, HostCall, ImportId, ImportName, MemoryBytes, ModuleEntry, NativeCapture,
-    NativeFrame, NativeSnapshot, Outcome, Printed, RunInfo, Signal, Stream, TraceWriter, Trap, TrapCode,
-    Value, WriterOptions,
+    Event, Header, HostCall, ImportId, ImportName, MemoryBytes, ModuleEntry, Outcome, Printed, RunInfo,
+    Stream, TraceWriter, Value, WriterOptions,
 };
 
 pub(crate) const MODULE: &[u8] = b"\0asm\x01\0\0\0";
@@ -65,48 +64,7 @@ pub(crate) fn clock(i: u64) -> Event {
 }
 
 pub(crate) fn trap() -> Event {
-    let mut gprs: Vec<u64> = (0..16).map(|i| 0x1111_1111_1111_1111 * i).collect();
-    gprs[7] = 0x7ffd_0000_1000;
-    Event::Trap(Box::new(Trap {
-        code: TrapCode::MemoryOutOfBounds,
-        message: "wasm trap: out of bounds memory access".into(),
-        frames: vec![
-            Frame {
-                module: 0,
-                func_index: 3,
-                func_name: Some("parse_header".into()),
-                module_offset: Some(0x1a3),
-                func_offset: Some(0x21),
-                source: None,
-            },
-            Frame {
-                module: 0,
-                func_index: 5,
-                func_name: None,
-                module_offset: Some(0x2b0),
-                func_offset: Some(0x9),
-                source: None,
-            },
-        ],
-        wasm_fault_address: Some(0x10_0000),
-        memory_size: Some(0x10_0000),
-        native: NativeCapture::Captured(Box::new(NativeSnapshot {
-            arch: Arch::X86_64,
-            signal: Signal::Segv,
-            si_code: 1,
-            fault_address: Some(0x7f00_0010_0000),
-            pc: 0x5555_0000_1234,
-            sp: 0x7ffd_0000_1000,
-            fp: 0x7ffd_0000_1040,
-            flags: 0x246,
-            gprs,
-            vregs: (0..16).map(|i| u128::MAX - i).collect(),
-            extra: vec![0x1f80, 0x37f, 0],
-            wasm_pc: Some(0x1a3),
-            stack: vec![NativeFrame { pc: 0x5555_0000_1234, fp: 0x7ffd_0000_1040, wasm_pc: Some(0x1a3) }],
-        })),
-        memory_window: None,
-    }))
+    Event::Trap(Box::new(wtrace::traces::fuzzing::sample_trap()))
 }
 
 /// The events of the sample run: some output, many clock reads, a trap.

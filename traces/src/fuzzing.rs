@@ -147,31 +147,47 @@ fn count_kinds(content: &[u8]) -> (u32, Vec<u32>) {
     (starts.len() as u32, counts)
 }
 
-/// One event of every kind, with every optional part filled.
-fn sample_events() -> Vec<Event> {
-    let frame = Frame {
+/// A trap with a native register snapshot, as the recorder writes one for an out-of-bounds
+/// load two frames deep: what tests of the readers and the fuzzing seed use.
+pub fn sample_trap() -> Trap {
+    let mut gprs: Vec<u64> = (0..16).map(|i| 0x1111_1111_1111_1111 * i).collect();
+    gprs[7] = 0x7ffd_0000_1000;
+    let frame = |func_index, func_name: Option<&str>, pc, offset| Frame {
         module: 0,
-        func_index: 3,
-        func_name: Some("parse_header".into()),
-        module_offset: Some(0x1a3),
-        func_offset: Some(0x21),
+        func_index,
+        func_name: func_name.map(Into::into),
+        module_offset: Some(pc),
+        func_offset: Some(offset),
         source: None,
     };
-    let snapshot = NativeSnapshot {
-        arch: Arch::X86_64,
-        signal: Signal::Segv,
-        si_code: 1,
-        fault_address: Some(0x7f00_0010_0000),
-        pc: 0x5555_0000_1234,
-        sp: 0x7ffd_0000_1000,
-        fp: 0x7ffd_0000_1040,
-        flags: 0x246,
-        gprs: (0..16).map(|i| 0x1111_1111_1111_1111 * i).collect(),
-        vregs: (0..16).map(|i| u128::MAX - i).collect(),
-        extra: vec![0x1f80, 0x37f, 0],
-        wasm_pc: Some(0x1a3),
-        stack: vec![NativeFrame { pc: 0x5555_0000_1234, fp: 0x7ffd_0000_1040, wasm_pc: Some(0x1a3) }],
-    };
+    Trap {
+        code: TrapCode::MemoryOutOfBounds,
+        message: "wasm trap: out of bounds memory access".into(),
+        frames: vec![frame(3, Some("parse_header"), 0x1a3, 0x21), frame(5, None, 0x2b0, 0x9)],
+        wasm_fault_address: Some(0x10_0000),
+        memory_size: Some(0x10_0000),
+        native: NativeCapture::Captured(Box::new(NativeSnapshot {
+            arch: Arch::X86_64,
+            signal: Signal::Segv,
+            si_code: 1,
+            fault_address: Some(0x7f00_0010_0000),
+            pc: 0x5555_0000_1234,
+            sp: 0x7ffd_0000_1000,
+            fp: 0x7ffd_0000_1040,
+            flags: 0x246,
+            gprs,
+            vregs: (0..16).map(|i| u128::MAX - i).collect(),
+            extra: vec![0x1f80, 0x37f, 0],
+            wasm_pc: Some(0x1a3),
+            stack: vec![NativeFrame { pc: 0x5555_0000_1234, fp: 0x7ffd_0000_1040, wasm_pc: Some(0x1a3) }],
+        })),
+        memory_window: None,
+    }
+}
+
+/// One event of every kind, with every optional part filled.
+fn sample_events() -> Vec<Event> {
+    let frame = sample_trap().frames[0].clone();
     vec![
         Event::HostCall(HostCall {
             import: ImportId(0),
@@ -210,13 +226,8 @@ fn sample_events() -> Vec<Event> {
             input_hash: None,
         }),
         Event::Trap(Box::new(Trap {
-            code: TrapCode::MemoryOutOfBounds,
-            message: "wasm trap: out of bounds memory access".into(),
-            frames: vec![frame.clone()],
-            wasm_fault_address: Some(0x10_0000),
-            memory_size: Some(0x10_0000),
-            native: NativeCapture::Captured(Box::new(snapshot)),
             memory_window: Some(MemoryBytes { memory: 0, offset: 0xfff0, bytes: vec![1; 16] }),
+            ..sample_trap()
         })),
         Event::Exit { code: 3 },
         Event::Returned { values: vec![Value::I32(7), Value::I64(-7)] },
