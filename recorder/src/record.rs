@@ -10,6 +10,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wtrace_runtime::engine::EpochTicker;
+use wtrace_runtime::imports::Attribution;
 use wtrace_runtime::outcome::Ended;
 use wtrace_runtime::wasi::StringSizes;
 use wtrace_runtime::{NativeCapturer, RunEnd, WASMTIME_VERSION, entry, module};
@@ -186,8 +187,13 @@ fn run(
     let import_id = |module: &str, name: &str| {
         imports.iter().position(|i| i.module == module && i.name == name).map(|i| ImportId(i as u32))
     };
-    wasi::link(&mut linker, &|name| import_id(wtrace_runtime::wasi::MODULE, name))
-        .map_err(|e| RecordError::Internal(format!("{e:#}")))?;
+    // A name imported more than once is attributed call by call, from the module's bytes.
+    let bytes: Option<Arc<[u8]>> = Attribution::needs_module(&imports).then(|| binary.into());
+    let attribution = |name: &str| {
+        let name = ImportName { module: wtrace_runtime::wasi::MODULE.into(), name: name.into() };
+        Attribution::of(&imports, &name, bytes.as_ref())
+    };
+    wasi::link(&mut linker, &attribution).map_err(|e| RecordError::Internal(format!("{e:#}")))?;
     host_funcs::link(&mut linker, &options.host_funcs, &import_id)
         .map_err(|e| RecordError::Internal(format!("{e:#}")))?;
     let mut store = Store::new(engine, state);

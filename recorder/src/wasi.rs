@@ -14,6 +14,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
 use wiggle::GuestMemory;
 use wtrace_runtime::GuestExit;
+use wtrace_runtime::imports::Attribution;
 use wtrace_runtime::memory;
 use wtrace_runtime::outcome::frames_of;
 use wtrace_runtime::wasi::{self, Arg, WasiFunction};
@@ -52,7 +53,8 @@ macro_rules! shim {
             move |mut caller: Caller<'_, RecordState>, $($arg: $ty),*| -> wasmtime::Result<i32> {
                 let args: &[u64] = &[$($arg.raw()),*];
                 let params: &[Value] = &[$($arg.value()),*];
-                record_call(&mut caller, row, $import, args, params, |ctx, memory, interrupt| {
+                let import = $import.resolve(&caller);
+                record_call(&mut caller, row, import, args, params, |ctx, memory, interrupt| {
                     call_host!($host interrupt, p1::$name(ctx, memory $(, $arg)*))
                 })
             },
@@ -60,6 +62,7 @@ macro_rules! shim {
     }};
     (exit $host:ident $name:ident($code:ident: $ty:ident), $linker:ident, $import:ident) => {{
         $linker.func_wrap(wasi::MODULE, stringify!($name), move |mut caller: Caller<'_, RecordState>, $code: $ty| {
+            let import = $import.resolve(&caller);
             let state = caller.data_mut();
             let error = {
                 let mut memory = GuestMemory::Unshared(&mut []);
@@ -68,7 +71,7 @@ macro_rules! shim {
                     Err(error) => error,
                 }
             };
-            state.record_exit($import, $code, &error)?;
+            state.record_exit(import, $code, &error)?;
             Err(match error.downcast_ref::<I32Exit>() {
                 Some(exit) => GuestExit(exit.0).into(),
                 None => error,
@@ -81,14 +84,14 @@ macro_rules! recording_shims {
     ($(
         $name:ident($($arg:ident: $ty:ident as $kind:ident),* $(,)?) -> $returns:ident $host:ident { $($data:tt)* }
     )*) => {
-        /// Defines a recording shim for each WASI function the module imports; `import_id`
-        /// gives the trace's import number for a function name.
+        /// Defines a recording shim for each WASI function the module imports; `attribution`
+        /// gives, for a function name, how its calls map to the trace's import numbers.
         pub(crate) fn link(
             linker: &mut Linker<RecordState>,
-            import_id: &dyn Fn(&str) -> Option<ImportId>,
+            attribution: &dyn Fn(&str) -> Option<Attribution>,
         ) -> wasmtime::Result<()> {
             $(
-                if let Some(import) = import_id(stringify!($name)) {
+                if let Some(import) = attribution(stringify!($name)) {
                     shim!($returns $host $name($($arg: $ty),*), linker, import);
                 }
             )*

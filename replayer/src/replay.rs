@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wtrace_runtime::cache::Lookup;
 use wtrace_runtime::engine::EpochTicker;
+use wtrace_runtime::imports::Attribution;
 use wtrace_runtime::module::{CompileOptions, Compiled};
 use wtrace_runtime::native::{self, RegisterComparison};
 use wtrace_runtime::outcome::describe_frame;
@@ -134,7 +135,8 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
     let mut compiled = module_to_replay(trace, &engine, &settings, &options)?;
     let module = compiled.module.clone();
 
-    let linker = crate::shims::link(&engine, &module, &run.imports)?;
+    let linker =
+        crate::shims::link(&engine, &module, &run.imports, attribution_bytes(trace, &options)?.as_ref())?;
 
     let recorded = recorded_end(trace)?;
     let mut state = ReplayState::new(trace, trace.events(), options.stdout, options.stderr);
@@ -151,7 +153,7 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
         EpochTicker::start(&engine)
     });
     let native = NativeCapturer::install(&mut store, &module);
-    let module_name = run.modules.first().map_or_else(String::new, |m| m.name.clone());
+    let module_name = module_name_of(run);
     let started = entry::run(&mut store, &linker, &module, run.invoke.as_deref(), &invoke_args(run))?;
     drop(ticker);
     if let Some(failure) = store.data_mut().failed.take() {
@@ -286,6 +288,26 @@ pub fn recorded_end(trace: &Trace) -> Result<Option<RunEnd>, ReplayError> {
         Event::Interrupted(interruption) => Some(RunEnd::Interrupted(interruption)),
         Event::HostCall(_) => None,
     })
+}
+
+/// The module's bytes when a name is imported more than once, to attribute each call to the
+/// import it went through; `None` (and nothing read) otherwise.
+fn attribution_bytes(
+    trace: &Trace,
+    options: &ReplayOptions,
+) -> Result<Option<std::sync::Arc<[u8]>>, ReplayError> {
+    let run = &trace.header().run;
+    if !Attribution::needs_module(&run.imports) {
+        return Ok(None);
+    }
+    Ok(Some(match &options.module {
+        Some(given) => module::to_binary(&module_name_of(run), given)?.into_owned().into(),
+        None => trace.module_bytes(0)?.into(),
+    }))
+}
+
+fn module_name_of(run: &wtrace_traces::RunInfo) -> String {
+    run.modules.first().map_or_else(String::new, |m| m.name.clone())
 }
 
 /// A recorded exit status, which WASI limits to 0–125: anything else is a forged or damaged

@@ -6,13 +6,16 @@
 
 use std::collections::HashSet;
 
+use std::sync::Arc;
 use wasmtime::{AsContextMut, Caller, FuncType, Linker, Module, Val, ValType};
 use wiggle::GuestPtr;
+
+use wtrace_runtime::imports::Attribution;
 use wtrace_runtime::outcome::frames_of;
 use wtrace_runtime::wasi::{self, Arg};
 use wtrace_runtime::{GuestExit, SetupError, memory};
 use wtrace_traces::display::quote_bytes;
-use wtrace_traces::{Event, HostCall, ImportId, ImportName, Outcome, Value};
+use wtrace_traces::{Event, HostCall, ImportName, Outcome, Value};
 
 use crate::replay::Divergence;
 use crate::state::ReplayState;
@@ -67,10 +70,13 @@ wtrace_runtime::wasi_preview1!(replay_shims);
 
 /// A linker with a replay shim for every function the module imports (once per name, however
 /// often the module imports it).
+/// `module_bytes` are needed only when a name is imported more than once
+/// ([`Attribution::needs_module`]), to attribute each call to the import it went through.
 pub(crate) fn link(
     engine: &wasmtime::Engine,
     module: &Module,
     recorded_imports: &[ImportName],
+    module_bytes: Option<&Arc<[u8]>>,
 ) -> Result<Linker<ReplayState>, SetupError> {
     let mut linker = Linker::new(engine);
     let mut defined = HashSet::new();
@@ -80,8 +86,8 @@ pub(crate) fn link(
         if !defined.insert(name.clone()) {
             continue;
         }
-        let id = recorded_imports.iter().position(|i| *i == name).map(|i| ImportId(i as u32));
-        let shim = Shim::new(name, id);
+        let attribution = Attribution::of(recorded_imports, &name, module_bytes);
+        let shim = Shim::new(name, attribution);
         if !link_wasi(&mut linker, shim.clone()).map_err(|e| internal(&e))? {
             linker
                 .func_new(import.module(), import.name(), ty.clone(), move |caller, params, results| {
@@ -103,8 +109,9 @@ fn internal(error: &wasmtime::Error) -> SetupError {
 #[derive(Debug, Clone)]
 pub(crate) struct Shim {
     pub(crate) name: ImportName,
-    /// Its number in the trace header, when the recording had it.
-    pub(crate) id: Option<ImportId>,
+    /// Its number in the trace header (for a name imported several times, found per call),
+    /// when the recording had it.
+    pub(crate) attribution: Option<Attribution>,
     /// Whether the bytes it reads are guest output (WASI's `fd_write`, per the table): what it
     /// wrote to descriptors 1 and 2 is printed.
     prints: bool,
@@ -116,12 +123,12 @@ pub(crate) struct Shim {
 }
 
 impl Shim {
-    fn new(name: ImportName, id: Option<ImportId>) -> Shim {
+    fn new(name: ImportName, attribution: Option<Attribution>) -> Shim {
         let row = wasi::function_of(&name);
         let through_iovecs = row.is_some_and(|row| {
             row.writes.iter().chain(row.reads).any(|span| matches!(span, wasi::Span::Iovecs { .. }))
         });
-        Shim { name, id, prints: row.is_some_and(|f| f.output), row, through_iovecs }
+        Shim { name, attribution, prints: row.is_some_and(|f| f.output), row, through_iovecs }
     }
 }
 
@@ -207,7 +214,8 @@ pub(crate) fn replay_call(
     params: &[Value],
     results: ResultSlot<'_>,
 ) -> wasmtime::Result<()> {
-    let (name, id) = (&shim.name, shim.id);
+    let name = &shim.name;
+    let id = shim.attribution.as_ref().map(|a| a.resolve(&caller));
     if let Some(stopped) = caller.data().must_stop(true) {
         if stopped == crate::state::Stopped::AtCut {
             let frames = frames_of(&wasmtime::WasmBacktrace::capture(&caller));

@@ -15,6 +15,7 @@ pub mod describe;
 pub mod engine;
 pub mod entry;
 mod error;
+pub mod imports;
 pub mod introspect;
 pub mod memory;
 pub mod module;

@@ -610,3 +610,48 @@ fn replay_touches_no_host_resource() {
         assert_eq!(getrandom(&log), baseline, "{trace}: random bytes drawn beyond start-up:\n{log}");
     }
 }
+
+/// A module that imports one function twice (as `AssemblyScript` does with `fd_write`) records
+/// and replays, and each call is attributed to the import it went through.
+#[test]
+fn functions_imported_twice_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("twice.wat");
+    std::fs::write(
+        &module,
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $first (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit_a (param i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $second (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit_b (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "one\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 4))
+    (drop (call $second (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (drop (call $first (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (drop (call $second (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (call $exit_b (i32.const 3))))"#,
+    )
+    .unwrap();
+    let (out, trace) = record(dir.path(), "twice", &[module.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "one\none\none\n");
+    let recorded = wtrace::Trace::open(&trace).unwrap();
+    let imports: Vec<u32> = recorded
+        .events()
+        .map(Result::unwrap)
+        .filter_map(|(_, event)| match event {
+            Event::HostCall(call) => Some(call.import.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(imports, [2, 0, 2, 3], "the import each call went through");
+    let replayed = wtrace(&["replay", &trace]);
+    assert_eq!(replayed.status.code(), Some(3), "{}", text(&replayed.stderr));
+    assert_eq!(replayed.stdout, out.stdout);
+    assert!(text(&replayed.stderr).contains("replay matched the recording"), "{}", text(&replayed.stderr));
+    let debugged = wtrace(&["replay", "--debug", &trace]);
+    assert!(text(&debugged.stdout).contains("exit"), "{}", text(&debugged.stdout));
+}

@@ -413,9 +413,11 @@ impl Session {
             module::compile(&engine, &settings, &recorded.name, &bytes, recorded.sha256, &options.compile)
                 .map_err(ReplayError::from)?;
         compiled.finish_caching();
-        let info = ModuleInfo::parse(bytes).map_err(|e| SessionError::Run(e.to_string()))?;
+        let bytes: Arc<[u8]> = bytes.into();
+        let info = ModuleInfo::parse(Arc::clone(&bytes)).map_err(|e| SessionError::Run(e.to_string()))?;
         let module = compiled.module;
-        let linker = crate::shims::link(&engine, &module, &run.imports).map_err(ReplayError::from)?;
+        let linker =
+            crate::shims::link(&engine, &module, &run.imports, Some(&bytes)).map_err(ReplayError::from)?;
         let host_calls = trace.kind_counts()[wtrace_traces::EventKind::HostCall.index()];
         let overflow_depth = match trace.range(host_calls..).next() {
             Some(Ok((_, wtrace_traces::Event::Trap(trap)))) if trap.code == TrapCode::StackOverflow => {
