@@ -127,7 +127,7 @@ fn events_reach_the_file_while_the_guest_computes() {
     wait_for_line(&mut child, "started, now spinning");
     // No host call follows the print; the epoch tick (every 50 ms) hands it to the writer. The
     // wait is long so that a loaded machine still gives the recorder a tick.
-    std::thread::sleep(Duration::from_millis(1000));
+    std::thread::sleep(Duration::from_secs(1));
     signal(&child, "KILL");
     let (status, _) = wait_at_most(child, Duration::from_secs(10));
     assert_eq!(status, None, "killed");
