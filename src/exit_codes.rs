@@ -23,7 +23,7 @@ pub const DIVERGED: i32 = 205;
 /// `replay`: an `--expect-*` check failed.
 pub const EXPECTATION_FAILED: i32 = 206;
 /// An output could not be written (disk full, permissions).
-pub const OUTPUT_FAILED: i32 = 207;
+pub const OUTPUT_FAILED: i32 = wtrace_runtime::outcome::RECORDING_FAILED_STATUS;
 /// Internal error (a bug).
 pub const INTERNAL: i32 = 208;
 /// The module cannot be run: not valid Wasm or WAT, an unknown import, no such `--invoke`

@@ -320,22 +320,21 @@ const CALLBACK_STACK: u64 = 64 << 10;
 ))]
 const INJECTED_FRAME: u64 = 16 << 10;
 
-/// Where an injected frame of `frame` bytes (the stub's saves and anything below the
-/// interrupted SP it must skip) would put the stack pointer, when the thread's `stack` has room
-/// for it and [`CALLBACK_STACK`] more below `sp`: `None` when it has not, when `sp` lies
-/// outside the stack (another stack, such as a fiber, whose room is unknown), or when the
-/// arithmetic would wrap. Signal-safe: no allocation, no panic.
+/// Whether an injected frame ([`INJECTED_FRAME`]) fits below `sp` on the thread's `stack`
+/// with [`CALLBACK_STACK`] more for the callback: not when it has not, when `sp` lies outside
+/// the stack (another stack, such as a fiber, whose room is unknown), or when the arithmetic
+/// would wrap. Signal-safe: no allocation, no panic.
 #[cfg(any(
     target_vendor = "apple",
     all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
 ))]
-fn room_below(sp: u64, frame: u64, stack: (u64, u64)) -> Option<u64> {
+fn has_room(sp: u64, stack: (u64, u64)) -> bool {
     let (low, high) = stack;
-    let below = sp.checked_sub(frame)?;
-    if (low, high) != (0, 0) && (sp > high || below.checked_sub(CALLBACK_STACK)? < low) {
-        return None;
-    }
-    Some(below)
+    let Some(lowest) = sp.checked_sub(INJECTED_FRAME).and_then(|below| below.checked_sub(CALLBACK_STACK))
+    else {
+        return false;
+    };
+    (low, high) == (0, 0) || (sp <= high && lowest >= low)
 }
 
 /// Whether a signal was raised by a fault of the interrupted instruction, not sent by a

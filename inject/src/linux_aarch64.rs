@@ -149,7 +149,7 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
         return false;
     }
     // The injected frame must fit on this thread's stack with room for the callback.
-    if crate::room_below(mc.sp, crate::INJECTED_FRAME, slot.stack).is_none() {
+    if !crate::has_room(mc.sp, slot.stack) {
         return false;
     }
     slot.x = mc.regs;

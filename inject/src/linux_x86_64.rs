@@ -160,7 +160,7 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
         return false;
     }
     // The injected frame must fit on this thread's stack with room for the callback.
-    if crate::room_below(gregs[libc::REG_RSP as usize] as u64, crate::INJECTED_FRAME, slot.stack).is_none() {
+    if !crate::has_room(gregs[libc::REG_RSP as usize] as u64, slot.stack) {
         return false;
     }
     let g = |r: c_int| gregs[r as usize] as u64;

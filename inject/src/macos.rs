@@ -175,17 +175,18 @@ pub(crate) fn arm(
     if got != KERN_SUCCESS {
         return Err(Unsupported);
     }
+    let stack = crate::thread_stack();
     REGISTRY.lock().unwrap_or_else(PoisonError::into_inner).push(Registration {
         thread,
         ranges: ranges.clone(),
-        stack: crate::thread_stack(),
+        stack,
         saved,
     });
     if !point_at_server(thread, port) {
         unregister(thread);
         return Err(Unsupported);
     }
-    Ok(crate::publish(&SLOT, Box::new(Slot { thread, ranges, stack: crate::thread_stack(), callback })))
+    Ok(crate::publish(&SLOT, Box::new(Slot { thread, ranges, stack, callback })))
 }
 
 /// Removes `thread` from the registry and gives it its ports back.
@@ -357,8 +358,8 @@ fn redirect_aarch64(thread: mach_port_t, registration: &Registration, info: (c_i
         ThreadState { x, sp: state.__sp, pc: state.__pc, nzcv: u64::from(state.__cpsr) & 0xf000_0000 };
     // SAFETY: the thread is stopped; at the resume point its SP is the pushed block.
     let resumed = unsafe { resume(&mut thread_state) };
-    let in_code = crate::in_ranges(&registration.ranges, state.__pc)
-        && crate::room_below(state.__sp, crate::INJECTED_FRAME, registration.stack).is_some();
+    let in_code =
+        crate::in_ranges(&registration.ranges, state.__pc) && crate::has_room(state.__sp, registration.stack);
     if !resumed && !in_code {
         return false;
     }
@@ -393,7 +394,7 @@ fn redirect_x86_64(thread: mach_port_t, registration: &Registration, info: (c_in
         unsafe { thread_get_state(thread, x86_THREAD_STATE64, (&raw mut state).cast(), &raw mut count) };
     if got != KERN_SUCCESS
         || !crate::in_ranges(&registration.ranges, state.__rip)
-        || crate::room_below(state.__rsp, crate::INJECTED_FRAME, registration.stack).is_none()
+        || !crate::has_room(state.__rsp, registration.stack)
     {
         return false;
     }

@@ -4,6 +4,7 @@
 //! environment, no clocks, no randomness. The first mismatch stops the run as a
 //! [`Divergence`].
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
@@ -122,21 +123,15 @@ pub fn ends_match(recorded: &RunEnd, replayed: &RunEnd) -> bool {
 
 /// Replays `trace`.
 pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayError> {
-    let header = trace.header();
-    let run = &header.run;
-    if run.wasmtime_version != WASMTIME_VERSION {
-        return Err(ReplayError::WasmtimeVersion {
-            recorded: run.wasmtime_version.clone(),
-            running: WASMTIME_VERSION,
-        });
-    }
-    let settings = EngineSettings::from_header(&run.engine_config)?;
+    let run = &trace.header().run;
+    let settings = recorded_settings(run)?;
     let engine = settings.engine()?;
-    let mut compiled = module_to_replay(trace, &engine, &settings, &options)?;
+    // A name imported more than once is attributed call by call, from the module's bytes.
+    let (mut compiled, module_bytes) =
+        module_to_replay(trace, &engine, &settings, &options, Attribution::needs_module(&run.imports))?;
     let module = compiled.module.clone();
 
-    let linker =
-        crate::shims::link(&engine, &module, &run.imports, attribution_bytes(trace, &options)?.as_ref())?;
+    let linker = crate::shims::link(&engine, &module, &run.imports, module_bytes.as_ref())?;
 
     let recorded = recorded_end(trace)?;
     let mut state = ReplayState::new(trace, trace.events(), options.stdout, options.stderr);
@@ -153,7 +148,7 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
         EpochTicker::start(&engine)
     });
     let native = NativeCapturer::install(&mut store, &module);
-    let module_name = module_name_of(run);
+    let module_name = run.modules.first().map_or_else(String::new, |m| m.name.clone());
     let started = entry::run(&mut store, &linker, &module, run.invoke.as_deref(), &invoke_args(run))?;
     drop(ticker);
     if let Some(failure) = store.data_mut().failed.take() {
@@ -225,29 +220,36 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
 /// The module to replay, compiled: the recorded one — from the compiled-code cache by the hash
 /// the trace records, without reading the module at all, else from the bytes the trace embeds
 /// or references — or the one `options` gives, when it is the recorded one (or
-/// `allow_modified_module`).
+/// The module to replay, compiled: the recorded one — from the compiled-code cache by the hash
+/// the trace records, without reading the module at all, else from the bytes the trace embeds
+/// or references — or the one `options` gives, when it is the recorded one (or
+/// `allow_modified_module`). With `want_bytes`, also the module's bytes (read once), which
+/// attributing the calls of a name imported more than once needs.
+/// A module's bytes, shared.
+type ModuleBytes = Arc<[u8]>;
+
 fn module_to_replay(
     trace: &Trace,
     engine: &wasmtime::Engine,
     settings: &EngineSettings,
     options: &ReplayOptions,
-) -> Result<Compiled, ReplayError> {
+    want_bytes: bool,
+) -> Result<(Compiled, Option<ModuleBytes>), ReplayError> {
     let recorded = trace.header().run.modules.first().ok_or(ReplayError::NoModule)?;
     let Some(given) = &options.module else {
         if let Some(module) = module::cached(engine, settings, &recorded.sha256, &options.compile.cache) {
-            // The module's bytes are not needed, but a damaged trace is reported as damaged.
-            trace.verify_module_frame(0)?;
-            return Ok(Compiled::cached(module, recorded.sha256));
+            // The module's bytes are not needed unless asked for, but a damaged trace is
+            // reported as damaged.
+            let bytes = if want_bytes { Some(trace.module_bytes(0)?.into()) } else { None };
+            if bytes.is_none() {
+                trace.verify_module_frame(0)?;
+            }
+            return Ok((Compiled::cached(module, recorded.sha256), bytes));
         }
         let bytes = trace.module_bytes(0)?;
-        return Ok(module::compile(
-            engine,
-            settings,
-            &recorded.name,
-            &bytes,
-            recorded.sha256,
-            &options.compile,
-        )?);
+        let compiled =
+            module::compile(engine, settings, &recorded.name, &bytes, recorded.sha256, &options.compile)?;
+        return Ok((compiled, want_bytes.then(|| bytes.into())));
     };
     let bytes = module::to_binary(&recorded.name, given)?;
     let hash = sha256(&bytes);
@@ -258,7 +260,8 @@ fn module_to_replay(
             given_sha256: wtrace_traces::hex(&hash),
         });
     }
-    Ok(module::compile(engine, settings, &recorded.name, &bytes, hash, &options.compile)?)
+    let compiled = module::compile(engine, settings, &recorded.name, &bytes, hash, &options.compile)?;
+    Ok((compiled, want_bytes.then(|| bytes.into_owned().into())))
 }
 
 /// The register comparison, when both the recorded and the replayed run trapped with a
@@ -290,26 +293,6 @@ pub fn recorded_end(trace: &Trace) -> Result<Option<RunEnd>, ReplayError> {
     })
 }
 
-/// The module's bytes when a name is imported more than once, to attribute each call to the
-/// import it went through; `None` (and nothing read) otherwise.
-fn attribution_bytes(
-    trace: &Trace,
-    options: &ReplayOptions,
-) -> Result<Option<std::sync::Arc<[u8]>>, ReplayError> {
-    let run = &trace.header().run;
-    if !Attribution::needs_module(&run.imports) {
-        return Ok(None);
-    }
-    Ok(Some(match &options.module {
-        Some(given) => module::to_binary(&module_name_of(run), given)?.into_owned().into(),
-        None => trace.module_bytes(0)?.into(),
-    }))
-}
-
-fn module_name_of(run: &wtrace_traces::RunInfo) -> String {
-    run.modules.first().map_or_else(String::new, |m| m.name.clone())
-}
-
 /// A recorded exit status, which WASI limits to 0–125: anything else is a forged or damaged
 /// trace (a recorded 205 would otherwise pass for wtrace's own "diverged").
 pub(crate) fn guest_status(seq: u64, code: i32) -> Result<i32, TraceError> {
@@ -324,6 +307,19 @@ pub(crate) fn guest_status(seq: u64, code: i32) -> Result<i32, TraceError> {
 }
 
 /// The arguments an `--invoke`d function was called with (for a command, `args` is argv).
-fn invoke_args(run: &wtrace_traces::RunInfo) -> Vec<String> {
+/// The engine settings a trace was recorded with, when this build can replay them: the same
+/// Wasmtime version (whose machine code and stack depths the trace reflects) and settings it
+/// knows.
+pub(crate) fn recorded_settings(run: &wtrace_traces::RunInfo) -> Result<EngineSettings, ReplayError> {
+    if run.wasmtime_version != WASMTIME_VERSION {
+        return Err(ReplayError::WasmtimeVersion {
+            recorded: run.wasmtime_version.clone(),
+            running: WASMTIME_VERSION,
+        });
+    }
+    Ok(EngineSettings::from_header(&run.engine_config)?)
+}
+
+pub(crate) fn invoke_args(run: &wtrace_traces::RunInfo) -> Vec<String> {
     if run.invoke.is_some() { run.args.clone() } else { Vec::new() }
 }

@@ -112,9 +112,6 @@ pub(crate) struct Shim {
     /// Its number in the trace header (for a name imported several times, found per call),
     /// when the recording had it.
     pub(crate) attribution: Option<Attribution>,
-    /// Whether the bytes it reads are guest output (WASI's `fd_write`, per the table): what it
-    /// wrote to descriptors 1 and 2 is printed.
-    prints: bool,
     /// Its row of the WASI table, when it is a WASI function.
     row: Option<&'static wasi::WasiFunction>,
     /// Whether its spans find buffers through an iovec array in memory: the one place that
@@ -128,7 +125,7 @@ impl Shim {
         let through_iovecs = row.is_some_and(|row| {
             row.writes.iter().chain(row.reads).any(|span| matches!(span, wasi::Span::Iovecs { .. }))
         });
-        Shim { name, attribution, prints: row.is_some_and(|f| f.output), row, through_iovecs }
+        Shim { name, attribution, row, through_iovecs }
     }
 }
 
@@ -136,11 +133,7 @@ impl Shim {
 fn raw_args(call: &HostCall) -> ([u64; 16], usize) {
     let mut args = [0u64; 16];
     for (arg, value) in args.iter_mut().zip(&call.params) {
-        *arg = match *value {
-            Value::I32(v) => u64::from(v as u32),
-            Value::I64(v) => v as u64,
-            _ => 0,
-        };
+        *arg = wasi::raw(value);
     }
     (args, call.params.len().min(16))
 }
@@ -296,7 +289,7 @@ fn apply_call(
                 sink.write(bytes);
             }
         }
-    } else if shim.prints {
+    } else if shim.row.is_some_and(|row| row.output) {
         let fd = call.params.first();
         let sink = match fd {
             Some(Value::I32(1)) => Some(&mut state.stdout),

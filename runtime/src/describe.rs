@@ -118,8 +118,7 @@ fn flag_names(kind: ParamKind) -> &'static [(u64, &'static str)] {
 /// `CREAT|TRUNC`, `0x1040`.
 pub fn param_value(kind: ParamKind, value: &Value) -> String {
     let raw = match *value {
-        Value::I32(v) => u64::from(v as u32),
-        Value::I64(v) => v as u64,
+        Value::I32(_) | Value::I64(_) => wasi::raw(value),
         other => return other.to_string(),
     };
     let enumerated = |names: &[&str]| {
@@ -205,7 +204,7 @@ fn row_of(imports: &[ImportName], call: &HostCall) -> (Option<&'static WasiFunct
 /// Describes a host call, given the trace's import table.
 pub fn call(imports: &[ImportName], call: &HostCall) -> CallDescription {
     let (row, name) = row_of(imports, call);
-    let arg = |i: u8| call.params.get(usize::from(i)).map(raw_value);
+    let arg = |i: u8| call.params.get(usize::from(i)).map(wasi::raw);
     let args: Vec<(String, String)> = call
         .params
         .iter()
@@ -270,14 +269,6 @@ pub fn call(imports: &[ImportName], call: &HostCall) -> CallDescription {
     CallDescription { name, args, outcome, failed, outs, writes, reads, summary }
 }
 
-fn raw_value(value: &Value) -> u64 {
-    match *value {
-        Value::I32(v) => u64::from(v as u32),
-        Value::I64(v) => v as u64,
-        _ => 0,
-    }
-}
-
 /// `fd_write(1, "hello\n") = 6`: the arguments that are not pointers or lengths, the bytes the
 /// host read in place of their pointer, and the first value written out (else the errno).
 fn summary_line(
@@ -322,7 +313,7 @@ fn summary_line(
         }
         if let Some(value) = call.params.get(usize::from(i)) {
             let flags = flag_names(param.kind);
-            if !flags.is_empty() && raw_value(value) == 0 {
+            if !flags.is_empty() && wasi::raw(value) == 0 {
                 // No flags set: nothing worth a place on one line.
                 continue;
             }
@@ -361,7 +352,7 @@ fn data_read(row: &WasiFunction, call: &HostCall) -> Vec<u8> {
         .writes
         .iter()
         .filter_map(|span| match *span {
-            Span::Fixed { ptr, .. } => call.params.get(usize::from(ptr)).map(raw_value),
+            Span::Fixed { ptr, .. } => call.params.get(usize::from(ptr)).map(wasi::raw),
             _ => None,
         })
         .collect();

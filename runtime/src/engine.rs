@@ -297,7 +297,11 @@ impl EngineSettings {
     /// Builds the engine; fails when Wasmtime rejects the combination (e.g. `gc` without
     /// `reference-types`).
     pub fn engine(&self) -> Result<Engine, SettingError> {
-        Engine::new(&self.config())
+        self.build(&self.config())
+    }
+
+    fn build(&self, config: &Config) -> Result<Engine, SettingError> {
+        Engine::new(config)
             .map_err(|e| SettingError(format!("engine settings {} were rejected: {e:#}", self.describe())))
     }
 
@@ -306,10 +310,9 @@ impl EngineSettings {
     /// and epoch interruption, so that a session that is closed can stop its guest. The machine
     /// code differs from the recording's, so stack depths may too.
     pub fn debug_engine(&self) -> Result<Engine, SettingError> {
-        let mut config = self.config();
-        config.signals_based_traps(false).guest_debug(true).epoch_interruption(true);
-        Engine::new(&config)
-            .map_err(|e| SettingError(format!("engine settings {} were rejected: {e:#}", self.describe())))
+        let mut config = self.interruptible().config();
+        config.signals_based_traps(false).guest_debug(true);
+        self.build(&config)
     }
 }
 

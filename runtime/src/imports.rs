@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use wasmtime::wasmparser::BinaryReader;
 use wasmtime::{AsContext, WasmBacktrace};
 use wtrace_traces::{ImportId, ImportName};
 
@@ -64,19 +65,9 @@ fn called_function(module: &[u8], pc: usize) -> Option<u32> {
         if *module.get(at)? != 0x10 {
             return None;
         }
-        let (mut value, mut shift, mut end) = (0u32, 0u32, at + 1);
-        loop {
-            let byte = *module.get(end)?;
-            end += 1;
-            value |= u32::from(byte & 0x7f).checked_shl(shift)?;
-            if byte & 0x80 == 0 {
-                return Some((value, end));
-            }
-            shift += 7;
-            if shift > 28 {
-                return None;
-            }
-        }
+        let mut reader = BinaryReader::new(module.get(at + 1..)?, at + 1);
+        let index = reader.read_var_u32().ok()?;
+        Some((index, reader.original_position()))
     };
     if let Some((index, _)) = call_at(pc) {
         return Some(index);

@@ -4,6 +4,8 @@
 
 #[cfg(unix)]
 pub use crate::trust::Forked;
+#[cfg(unix)]
+pub use crate::trust::{alive, exit_now, kill, reap};
 
 /// Copies this process at the current point of a replay; only the calling thread runs on in the
 /// copy, which must use only what that thread owns (its store, a trace opened with
@@ -15,31 +17,6 @@ pub fn fork_replay() -> std::io::Result<Forked> {
         crate::trust::ignore_children();
     }
     Ok(forked)
-}
-
-/// Ends a copy made by [`fork_replay`] at once, with no exit handlers and no destructors.
-#[cfg(unix)]
-pub fn exit_now(status: i32) -> ! {
-    crate::trust::exit_now(status)
-}
-
-/// Waits for copy `pid` to end when this process made it; returns at once otherwise.
-#[cfg(unix)]
-pub fn reap(pid: u32) {
-    crate::trust::reap(pid);
-}
-
-/// Ends copy `pid` now.
-#[cfg(unix)]
-pub fn kill(pid: u32) {
-    crate::trust::kill(pid);
-}
-
-/// Whether process `pid` still exists: a copy asks it of the session's process now and then,
-/// and ends itself when that is gone.
-#[cfg(unix)]
-pub fn alive(pid: u32) -> bool {
-    crate::trust::alive(pid)
 }
 
 /// The memory only process `pid` holds (its private pages, clean and dirty): what ending it

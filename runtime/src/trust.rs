@@ -68,7 +68,7 @@ pub(crate) fn fork() -> std::io::Result<Forked> {
 /// Ends this process at once, running no exit handlers and no destructors: right for a copy
 /// made by [`fork`], whose buffers and files are the original's too.
 #[cfg(unix)]
-pub(crate) fn exit_now(status: i32) -> ! {
+pub fn exit_now(status: i32) -> ! {
     // SAFETY: `_exit` takes no locks and runs nothing of this process's; it cannot return.
     unsafe { libc::_exit(status) }
 }
@@ -86,7 +86,7 @@ pub(crate) fn ignore_children() {
 
 /// Waits for child `pid` to end, when it is a child of this process (else returns at once).
 #[cfg(unix)]
-pub(crate) fn reap(pid: u32) {
+pub fn reap(pid: u32) {
     let mut status = 0;
     loop {
         // SAFETY: `status` is a valid, writable `c_int` for the duration of the call.
@@ -99,7 +99,7 @@ pub(crate) fn reap(pid: u32) {
 
 /// Ends process `pid` (a copy this session made) with `SIGKILL`.
 #[cfg(unix)]
-pub(crate) fn kill(pid: u32) {
+pub fn kill(pid: u32) {
     // SAFETY: `kill` only sends a signal; `pid` is a process the caller made and owns, and a
     // positive value, so it never names a process group.
     unsafe {
@@ -109,7 +109,7 @@ pub(crate) fn kill(pid: u32) {
 
 /// Whether process `pid` still exists.
 #[cfg(unix)]
-pub(crate) fn alive(pid: u32) -> bool {
+pub fn alive(pid: u32) -> bool {
     // SAFETY: signal 0 sends nothing; `kill` only checks that the process exists and may be
     // signalled.
     let result = unsafe { libc::kill(pid as libc::pid_t, 0) };

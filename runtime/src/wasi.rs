@@ -486,6 +486,16 @@ impl Arg for i64 {
     }
 }
 
+/// A recorded argument as the spans read it: an `i32` as its unsigned value (as [`Arg::raw`]),
+/// an `i64` as its bits; other types carry no pointer or size (0).
+pub fn raw(value: &Value) -> u64 {
+    match *value {
+        Value::I32(v) => u64::from(v as u32),
+        Value::I64(v) => v as u64,
+        _ => 0,
+    }
+}
+
 /// Sizes of the string lists the guest was given, for [`Span::Strings`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StringSizes {

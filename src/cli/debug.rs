@@ -139,9 +139,8 @@ pub(crate) fn run(
         json: script.json,
         stops: 0,
     };
-    let mut places = Vec::new();
-    for place in breaks {
-        places.push(place);
+    let mut places = breaks;
+    if !places.is_empty() {
         session.set_breakpoints(&places).map_err(|e| failed(&e))?;
     }
     if commands.is_empty() {

@@ -21,6 +21,10 @@ pub(crate) struct Escaping<W: Write> {
 
 impl<W: Write> Write for Escaping<W> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        if !wtrace::traces::display::has_controls(bytes) {
+            self.inner.write_all(bytes)?;
+            return Ok(bytes.len());
+        }
         self.scratch.clear();
         wtrace::traces::display::escape_control_bytes(bytes, &mut self.scratch);
         self.inner.write_all(&self.scratch)?;

@@ -183,25 +183,25 @@ pub(crate) fn decode_record_into(
     Ok(true)
 }
 
-/// Finds the records in a concatenation of them: the offset where each starts (its length
-/// prefix), four bytes a record of at least three, so the list never outgrows the bytes. With
+/// Finds the records in a concatenation of them: each one's body as `(start, end)` offsets,
+/// 8 bytes a record of at least 2, so the list stays within four times the bytes. With
 /// `expected`, more records than that is corruption, found before the list grows past it.
-pub(crate) fn record_starts(bytes: &[u8], expected: Option<u32>) -> Result<Vec<u32>, (usize, String)> {
+pub(crate) fn record_bodies(bytes: &[u8], expected: Option<u32>) -> Result<Vec<(u32, u32)>, (usize, String)> {
     if u32::try_from(bytes.len()).is_err() {
         return Err((0, format!("{} bytes of records is more than a frame holds", bytes.len())));
     }
-    let mut starts = Vec::with_capacity(expected.map_or(0, |n| (n as usize).min(bytes.len() / 3)));
+    let mut bodies = Vec::with_capacity(expected.map_or(0, |n| (n as usize).min(bytes.len() / 2)));
     let mut pos = 0;
     while pos < bytes.len() {
-        let start = pos;
-        if expected.is_some_and(|n| starts.len() >= n as usize) {
-            return Err((start, format!("more records than the {} the index counts", expected.unwrap_or(0))));
+        if expected.is_some_and(|n| bodies.len() >= n as usize) {
+            return Err((pos, format!("more records than the {} the index counts", expected.unwrap_or(0))));
         }
-        let (_, end) = record_at(bytes, start)?;
-        starts.push(start as u32);
+        let (start, end) = record_at(bytes, pos)?;
+        // Both fit: the whole is under 4 GiB (checked above).
+        bodies.push((start as u32, end as u32));
         pos = end;
     }
-    Ok(starts)
+    Ok(bodies)
 }
 
 /// The body of the record whose length prefix is at `start`: `(body start, end)`.

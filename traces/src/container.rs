@@ -42,6 +42,11 @@ pub const SEEKABLE_FOOTER_LEN: u64 = 9;
 ///
 /// Largest module: wasmparser's own limit on a module's size.
 pub const MAX_MODULE_LEN: u64 = 1 << 30;
+/// A module size from a file, when it is within [`MAX_MODULE_LEN`].
+pub(crate) fn module_len(size: u64) -> Option<usize> {
+    usize::try_from(size).ok().filter(|_| size <= MAX_MODULE_LEN)
+}
+
 /// Largest wtrace frame payload (header, index, an embedded module compressed; the index of a
 /// huge trace stays far below it).
 pub const MAX_WTRACE_FRAME: u64 = MAX_MODULE_LEN + (1 << 20);

@@ -111,7 +111,7 @@ fn interruption_line(f: &mut Formatter<'_>, header: &Header, interruption: &Inte
     }
     match interruption.in_host_call {
         Some(import) => match header.run.imports.get(import.0 as usize) {
-            Some(import) => write!(f, ", waiting in {}::{}", import.module, import.name)?,
+            Some(import) => write!(f, ", waiting in {import}")?,
             None => write!(f, ", waiting in import #{}", import.0)?,
         },
         None => f.write_str(", running Wasm")?,
@@ -208,28 +208,39 @@ fn register_file(f: &mut Formatter<'_>, snapshot: &crate::NativeSnapshot) -> fmt
 /// newline and tab shown as `\x1b` escapes: strings from a trace are data, and a forged one
 /// must not move the cursor, rewrite earlier lines or retitle the terminal it is printed on.
 pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    let mut out = Vec::new();
-    if !escape_control_bytes(text.as_bytes(), &mut out) {
+    if !has_controls(text.as_bytes()) {
         return std::borrow::Cow::Borrowed(text);
     }
-    std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_default())
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_ascii() && is_control(c as u8) {
+            let _ = write!(out, "\\x{:02x}", c as u8);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
-/// Appends `bytes` to `out` with ASCII control bytes but newline and tab escaped as `\xNN`;
-/// returns whether any was. Bytes of multi-byte UTF-8 characters are never controls, so a
-/// stream may be escaped in pieces split anywhere.
-pub fn escape_control_bytes(bytes: &[u8], out: &mut Vec<u8>) -> bool {
-    let is_control = |b: u8| (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f;
-    if !bytes.iter().any(|b| is_control(*b)) {
-        out.extend_from_slice(bytes);
-        return false;
-    }
+/// An ASCII control byte other than newline and tab.
+fn is_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\n' && b != b'\t') || b == 0x7f
+}
+
+/// Whether `bytes` hold a control byte [`escape_control_bytes`] would escape.
+pub fn has_controls(bytes: &[u8]) -> bool {
+    bytes.iter().any(|b| is_control(*b))
+}
+
+/// Appends `bytes` to `out` with ASCII control bytes but newline and tab escaped as `\xNN`.
+/// Bytes of multi-byte UTF-8 characters are never controls, so a stream may be escaped in
+/// pieces split anywhere.
+pub fn escape_control_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     for &b in bytes {
         if is_control(b) {
-            out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+            let _ = std::io::Write::write_fmt(out, format_args!("\\x{b:02x}"));
         } else {
             out.push(b);
         }
     }
-    true
 }

@@ -136,15 +136,15 @@ impl Parts {
 /// not decode count under no kind, so the index then disagrees and the reader says so).
 fn count_kinds(content: &[u8]) -> (u32, Vec<u32>) {
     let mut counts = vec![0u32; EventKind::ALL.len()];
-    let Ok(starts) = codec::record_starts(content, None) else { return (0, counts) };
-    for &start in &starts {
-        if let Ok((body, end)) = codec::record_at(content, start as usize)
-            && let Ok(codec::Record::Event(event)) = codec::decode_record(&content[body..end], true)
+    let Ok(bodies) = codec::record_bodies(content, None) else { return (0, counts) };
+    for &(start, end) in &bodies {
+        if let Ok(codec::Record::Event(event)) =
+            codec::decode_record(&content[start as usize..end as usize], true)
         {
             counts[event.kind().index()] += 1;
         }
     }
-    (starts.len() as u32, counts)
+    (bodies.len() as u32, counts)
 }
 
 /// A trap with a native register snapshot, as the recorder writes one for an out-of-bounds

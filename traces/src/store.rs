@@ -81,10 +81,7 @@ impl ModuleStore {
             store: self.dir.clone(),
         };
         let compressed = std::fs::read(&path).map_err(|_| missing())?;
-        let size = usize::try_from(module.size)
-            .ok()
-            .filter(|size| *size as u64 <= crate::container::MAX_MODULE_LEN)
-            .ok_or_else(missing)?;
+        let size = crate::container::module_len(module.size).ok_or_else(missing)?;
         let bytes = crate::reader::decompress(&compressed, size).map_err(|detail| {
             TraceError::corrupt("module store entry", 0, format!("{}: {detail}", path.display()))
         })?;

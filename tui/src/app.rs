@@ -14,7 +14,7 @@ use wtrace_runtime::introspect::{DisasmLine, ModuleInfo};
 use wtrace_traces::{Completeness, Event, EventKind, Frame, MemoryBytes, SourceLocation, Trace};
 
 use crate::data::{Category, EventLine, EventStore, SeqSet};
-use crate::debugger::{DebugAction, DebugRequest, DebugView};
+use crate::debugger::{DebugAction, DebugFailure, DebugRequest, DebugView};
 use crate::filter::Filter;
 use crate::keymap::{self, Action};
 use crate::layout::{self, Layout};
@@ -761,7 +761,7 @@ impl App {
         }
     }
 
-    fn debugged(&mut self, id: u64, result: Result<DebugView, String>) {
+    fn debugged(&mut self, id: u64, result: Result<DebugView, DebugFailure>) {
         if !self.current("debug", id) {
             return;
         }
@@ -782,10 +782,10 @@ impl App {
                 self.code_offset = 0;
                 self.scroll.remove(&Pane::Locals);
             }
-            Err(error) if error == "cancelled" => {
+            Err(DebugFailure::Cancelled) => {
                 self.status = Some("cancelled: the debug replay is where it was".into());
             }
-            Err(error) => self.status = Some(format!("debug replay: {error}")),
+            Err(DebugFailure::Failed(error)) => self.status = Some(format!("debug replay: {error}")),
         }
     }
 

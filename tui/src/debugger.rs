@@ -44,6 +44,15 @@ pub struct DebugRequest {
     pub memory_at: Option<u64>,
 }
 
+/// Why a debug request has no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DebugFailure {
+    /// Esc cancelled it; the session is where it was.
+    Cancelled,
+    /// The session failed, as it says.
+    Failed(String),
+}
+
 /// What the UI shows of a stop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DebugView {
@@ -83,7 +92,10 @@ impl Debugger {
     /// Runs `request`; the answer goes to `respond`.
     pub fn run(&mut self, request: &DebugRequest, respond: &mut dyn FnMut(Response)) {
         let id = request.id;
-        let result = self.answer(request).map_err(|e| e.to_string());
+        let result = self.answer(request).map_err(|error| match error {
+            wtrace_replayer::debug::SessionError::Cancelled => DebugFailure::Cancelled,
+            other => DebugFailure::Failed(other.to_string()),
+        });
         respond(Response::Debugged { id, result: Box::new(result) });
     }
 

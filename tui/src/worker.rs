@@ -95,7 +95,7 @@ pub enum Response {
     /// A debug request's stop, or why there is none.
     Debugged {
         id: u64,
-        result: Box<Result<crate::debugger::DebugView, String>>,
+        result: Box<Result<crate::debugger::DebugView, crate::debugger::DebugFailure>>,
     },
     Cancelled,
     Failed(String),
@@ -134,7 +134,9 @@ impl Jobs {
             // The debugger's thread answers these (see `debugger`).
             Request::Debug(request) => send(Response::Debugged {
                 id: request.id,
-                result: Box::new(Err("debug requests go to the debugger".into())),
+                result: Box::new(Err(crate::debugger::DebugFailure::Failed(
+                    "debug requests go to the debugger".into(),
+                ))),
             }),
         }
     }

@@ -421,6 +421,29 @@ fn position(store: &mut StoreContextMut<'_, ReplayState>) -> (Position, bool) {
     (Position { seq, steps: control.steps }, control.counting)
 }
 
+/// How the watched bytes changed since they were last seen: `(old, new)` when they differ, and
+/// the control then holds the new ones. Compared in place, so the check before every
+/// instruction allocates only when the bytes changed.
+#[allow(clippy::type_complexity)]
+fn watched_change(
+    store: &mut StoreContextMut<'_, ReplayState>,
+    address: u64,
+    len: u64,
+) -> Option<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+    let memory = control(store).instance.and_then(|instance| instance.debug_memory(&mut *store, 0));
+    let range = usize::try_from(address)
+        .ok()
+        .and_then(|start| Some(start..start.checked_add(usize::try_from(len).ok()?)?));
+    let now = memory.and_then(|memory| memory.data(&*store).get(range?));
+    let seen = store.data().debug.as_deref().and_then(|control| control.watched.as_deref());
+    if now == seen {
+        return None;
+    }
+    let now = now.map(<[u8]>::to_vec);
+    let old = std::mem::replace(&mut control(store).watched, now.clone());
+    Some((old, now))
+}
+
 fn read_memory(store: &mut StoreContextMut<'_, ReplayState>, address: u64, len: u64) -> Option<Vec<u8>> {
     let instance = control(store).instance?;
     let memory = instance.debug_memory(&mut *store, 0)?;
@@ -453,7 +476,10 @@ fn set_single_step(store: &mut StoreContextMut<'_, ReplayState>, on: bool) {
     }
 }
 
-fn set_breakpoints(store: &mut StoreContextMut<'_, ReplayState>, pcs: Vec<u32>) {
+fn set_breakpoints(store: &mut StoreContextMut<'_, ReplayState>, mut pcs: Vec<u32>) {
+    // Sorted, for the lookup before every instruction.
+    pcs.sort_unstable();
+    pcs.dedup();
     let module = Arc::clone(&control(store).module);
     let old = std::mem::take(&mut control(store).breakpoints);
     if let Some(mut edit) = store.as_context_mut().edit_breakpoints() {
@@ -715,13 +741,10 @@ pub(crate) fn at_host_call(store: &mut StoreContextMut<'_, ReplayState>) {
     let seq = store.data().host_calls;
     if let Some((address, len)) = control(store).goal.record_changes
         && !control(store).counting
+        && watched_change(store, address, len).is_some()
     {
         // Not single-stepping this stretch: whether its code changed the bytes shows here.
-        let now = read_memory(store, address, len);
-        if now != control(store).watched {
-            control(store).watched = now;
-            control(store).recorded_changes.push(Change::Stretch(seq));
-        }
+        control(store).recorded_changes.push(Change::Stretch(seq));
     }
     if control(store).goal.host_call == Some(seq) {
         pause(store, StopReason::HostCall { seq });
@@ -733,27 +756,25 @@ pub(crate) fn after_host_call(store: &mut StoreContextMut<'_, ReplayState>) {
     if closed(store) {
         return;
     }
-    if let Some((address, len)) = control(store).goal.watch.or(control(store).goal.record_changes) {
-        let now = read_memory(store, address, len);
-        if now != control(store).watched {
-            let seq = store.data().host_calls;
-            let old = std::mem::replace(&mut control(store).watched, now.clone());
-            if control(store).goal.record_changes.is_some() {
-                control(store).recorded_changes.push(Change::Call(seq - 1));
-            }
-            if control(store).goal.watch.is_some() {
-                at_boundary(store);
-                pause(
-                    store,
-                    StopReason::Watch {
-                        address,
-                        old: old.unwrap_or_default(),
-                        new: now.unwrap_or_default(),
-                        by_host_call: Some(seq - 1),
-                    },
-                );
-                return;
-            }
+    if let Some((address, len)) = control(store).goal.watch.or(control(store).goal.record_changes)
+        && let Some((old, now)) = watched_change(store, address, len)
+    {
+        let seq = store.data().host_calls;
+        if control(store).goal.record_changes.is_some() {
+            control(store).recorded_changes.push(Change::Call(seq - 1));
+        }
+        if control(store).goal.watch.is_some() {
+            at_boundary(store);
+            pause(
+                store,
+                StopReason::Watch {
+                    address,
+                    old: old.unwrap_or_default(),
+                    new: now.unwrap_or_default(),
+                    by_host_call: Some(seq - 1),
+                },
+            );
+            return;
         }
     }
     at_boundary(store);
@@ -782,18 +803,18 @@ fn on_step(store: &mut StoreContextMut<'_, ReplayState>) {
             maybe_checkpoint(store, near_goal);
         }
     }
-    let control = control(store);
-    let is_breakpoint = control.breakpoints.contains(&pc);
+    let run = control(store);
+    let is_breakpoint = run.breakpoints.binary_search(&pc).is_ok();
     let tracked = |h: Option<Hit>| h.is_some_and(|h| h.pc == pc);
-    let occurrence = if is_breakpoint || tracked(control.goal.hit) || tracked(control.goal.breakpoint_hit) {
-        let count = control.hits.entry(pc).or_insert(0);
+    let occurrence = if is_breakpoint || tracked(run.goal.hit) || tracked(run.goal.breakpoint_hit) {
+        let count = run.hits.entry(pc).or_insert(0);
         *count += 1;
         *count
     } else {
         0
     };
-    let here = Position { seq, steps: control.steps };
-    let counting = control.counting;
+    let here = Position { seq, steps: run.steps };
+    let counting = run.counting;
     // The goal's fields this needs (the goal itself holds a list, not to be copied per step).
     let Goal {
         watch,
@@ -806,38 +827,36 @@ fn on_step(store: &mut StoreContextMut<'_, ReplayState>) {
         breakpoints,
         keep_stack,
         ..
-    } = control.goal;
-    let previous_pc = control.last_pc.replace(pc);
+    } = run.goal;
+    let previous_pc = run.last_pc.replace(pc);
     if is_breakpoint && record_hits {
-        control.recorded_hits.push(Hit { seq, pc, occurrence, steps: counting.then_some(here.steps) });
+        run.recorded_hits.push(Hit { seq, pc, occurrence, steps: counting.then_some(here.steps) });
     }
     if keep_stack {
         let stack = innermost_stack(store);
-        control_of(store).last_stack = Some((pc, stack));
+        control(store).last_stack = Some((pc, stack));
     }
-    if let Some((address, len)) = watch.or(record_changes) {
-        let now = read_memory(store, address, len);
-        if now != control_of(store).watched {
-            let old = std::mem::replace(&mut control_of(store).watched, now.clone());
-            // The instruction before this one changed them.
-            let changed_at = Position { seq, steps: here.steps.saturating_sub(1) };
-            if record_changes.is_some() {
-                control_of(store).recorded_changes.push(Change::At(changed_at));
-            }
-            if watch.is_some() {
-                control_of(store).last_pc = previous_pc;
-                pause(
-                    store,
-                    StopReason::Watch {
-                        address,
-                        old: old.unwrap_or_default(),
-                        new: now.unwrap_or_default(),
-                        by_host_call: None,
-                    },
-                );
-                control_of(store).last_pc = Some(pc);
-                return;
-            }
+    if let Some((address, len)) = watch.or(record_changes)
+        && let Some((old, now)) = watched_change(store, address, len)
+    {
+        // The instruction before this one changed them.
+        let changed_at = Position { seq, steps: here.steps.saturating_sub(1) };
+        if record_changes.is_some() {
+            control(store).recorded_changes.push(Change::At(changed_at));
+        }
+        if watch.is_some() {
+            control(store).last_pc = previous_pc;
+            pause(
+                store,
+                StopReason::Watch {
+                    address,
+                    old: old.unwrap_or_default(),
+                    new: now.unwrap_or_default(),
+                    by_host_call: None,
+                },
+            );
+            control(store).last_pc = Some(pc);
+            return;
         }
     }
     let is_hit = |h: Hit| h.seq == seq && h.pc == pc && h.occurrence == occurrence;
@@ -862,8 +881,4 @@ fn innermost_stack(store: &mut StoreContextMut<'_, ReplayState>) -> Vec<Value> {
     let Some(frame) = store.debug_exit_frames().next() else { return Vec::new() };
     let count = frame.num_stacks(&mut *store).unwrap_or(0);
     (0..count).filter_map(|i| frame.stack(&mut *store, i).ok()).map(|v| value_of(&v)).collect()
-}
-
-fn control_of<'a>(store: &'a mut StoreContextMut<'_, ReplayState>) -> &'a mut Control {
-    control(store)
 }

@@ -25,9 +25,9 @@ use std::thread::JoinHandle;
 use bincode::{Decode, Encode};
 
 use wasmtime::{Engine, Linker, Module};
+use wtrace_runtime::RunEnd;
 use wtrace_runtime::introspect::ModuleInfo;
 use wtrace_runtime::module::{self, CompileOptions};
-use wtrace_runtime::{EngineSettings, RunEnd, WASMTIME_VERSION};
 use wtrace_traces::{SourceLocation, Trace, TrapCode, Value};
 
 use checkpoint::Checkpoints;
@@ -383,14 +383,7 @@ impl Session {
     pub fn open(trace: &Trace, options: &SessionOptions) -> Result<Session, SessionError> {
         let header = trace.header();
         let run = &header.run;
-        if run.wasmtime_version != WASMTIME_VERSION {
-            return Err(ReplayError::WasmtimeVersion {
-                recorded: run.wasmtime_version.clone(),
-                running: WASMTIME_VERSION,
-            }
-            .into());
-        }
-        let settings = EngineSettings::from_header(&run.engine_config).map_err(ReplayError::from)?;
+        let settings = crate::replay::recorded_settings(run)?;
         let engine = settings.debug_engine().map_err(ReplayError::from)?;
         let recorded = run.modules.first().ok_or(ReplayError::NoModule)?;
         let bytes = match &options.module {
@@ -580,7 +573,7 @@ impl Session {
             module: Arc::clone(&self.shared.module),
             linker: Arc::clone(&self.shared.linker),
             invoke: run.invoke.clone(),
-            args: if run.invoke.is_some() { run.args.clone() } else { Vec::new() },
+            args: crate::replay::invoke_args(run),
             breakpoints: self.breakpoints.clone(),
             rendezvous: self.checkpoints.path(),
             checkpoint_interval: self.checkpoints.interval(),

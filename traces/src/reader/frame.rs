@@ -4,23 +4,23 @@ use crate::codec;
 use crate::container::{self, FrameShape, IndexEntry, ZSTD_MAGIC};
 use crate::error::{Result, TraceError};
 
-/// A decompressed data frame with where its records start.
+/// A decompressed data frame with where its records' bodies lie.
 pub(super) struct LoadedFrame {
     pub(super) bytes: Vec<u8>,
-    starts: Vec<u32>,
+    bodies: Vec<(u32, u32)>,
 }
 
 impl LoadedFrame {
     /// How many records it holds.
     pub(super) fn len(&self) -> usize {
-        self.starts.len()
+        self.bodies.len()
     }
 
     /// The body of record `i` (kind byte first); its bounds were checked when the frame was
     /// split.
     pub(super) fn record(&self, i: usize) -> &[u8] {
-        let (start, end) = codec::record_at(&self.bytes, self.starts[i] as usize).unwrap_or((0, 0));
-        &self.bytes[start..end]
+        let (start, end) = self.bodies[i];
+        &self.bytes[start as usize..end as usize]
     }
 }
 
@@ -51,10 +51,10 @@ pub(super) fn decode_frame(
         return Err(damaged(format!("declared size {content_size} is past the {ceiling}-byte ceiling")));
     }
     let bytes = decompress(compressed, content_size as usize).map_err(damaged)?;
-    let starts = codec::record_starts(&bytes, expected).map_err(|(at, detail)| {
+    let bodies = codec::record_bodies(&bytes, expected).map_err(|(at, detail)| {
         TraceError::corrupt("data frame", offset, format!("frame {index}, decompressed byte {at}: {detail}"))
     })?;
-    Ok(LoadedFrame { bytes, starts })
+    Ok(LoadedFrame { bytes, bodies })
 }
 
 pub(super) fn record_error(frame_index: usize, entry: &IndexEntry, seq: u64, detail: &str) -> TraceError {

@@ -284,17 +284,14 @@ impl Trace {
     fn embedded_module_bytes(&self, index: usize) -> Result<Vec<u8>> {
         let (pos, compressed) = self.module_frame_body(index)?;
         let entry = &self.0.header.run.modules[index];
-        let size = usize::try_from(entry.size)
-            .ok()
-            .filter(|size| *size as u64 <= container::MAX_MODULE_LEN)
-            .ok_or_else(|| {
-                let ceiling = container::MAX_MODULE_LEN;
-                TraceError::corrupt(
-                    "module frame",
-                    pos,
-                    format!("a {}-byte module is past the {ceiling}-byte ceiling", entry.size),
-                )
-            })?;
+        let size = container::module_len(entry.size).ok_or_else(|| {
+            let ceiling = container::MAX_MODULE_LEN;
+            TraceError::corrupt(
+                "module frame",
+                pos,
+                format!("a {}-byte module is past the {ceiling}-byte ceiling", entry.size),
+            )
+        })?;
         let bytes = decompress(&compressed, size)
             .map_err(|detail| TraceError::corrupt("module frame", pos, detail))?;
         if sha256(&bytes) != entry.sha256 {
