@@ -33,7 +33,8 @@ pub const MODULE_UNUSABLE: i32 = 209;
 /// Wasmtime version).
 pub const REFUSED: i32 = 210;
 
-/// `replay`: `--timeout` or `--max-memory` was exceeded.
+/// A limit was reached: `replay`'s `--timeout` or `--max-memory`, or the machine would not
+/// give the memory a trace's contents need.
 pub const LIMIT_EXCEEDED: i32 = 211;
 /// `record` and `replay`: the recording was interrupted by signal N (SIGHUP, SIGINT, SIGTERM):
 /// 128 + N, as a shell reports a process that signal ended.
@@ -90,7 +91,10 @@ pub const DOCUMENTED: &[Documented] = &[
         REFUSED,
         "`replay`: the trace was refused (recorded with another module, engine configuration or Wasmtime version)",
     ),
-    Documented::one(LIMIT_EXCEEDED, "`replay`: `--timeout` or `--max-memory` was exceeded"),
+    Documented::one(
+        LIMIT_EXCEEDED,
+        "a limit was reached: `replay --timeout` or `--max-memory`, or the machine's memory",
+    ),
     Documented { first: 0, last: 125, meaning: "`record` and `replay`: the guest's own exit status" },
     Documented {
         first: INTERRUPTED_FIRST,

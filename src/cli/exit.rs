@@ -74,6 +74,10 @@ impl CliError {
             TraceError::NoSuchEvent { len, .. } => {
                 (exit_codes::USAGE, Some(format!("choose events between 0 and {}", len.saturating_sub(1))))
             }
+            TraceError::OutOfMemory { .. } => (
+                exit_codes::LIMIT_EXCEEDED,
+                Some("free memory, or raise the process's memory limit (`ulimit -v`)".into()),
+            ),
             TraceError::Io { .. } => {
                 (exit_codes::OUTPUT_FAILED, Some("check free space and permissions".into()))
             }

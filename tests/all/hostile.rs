@@ -40,10 +40,24 @@ fn run_measured(args: &[&str]) -> (Option<i32>, String, f64) {
 }
 
 /// A zstd frame that declares `declared` bytes of content and holds `actual` bytes of RLE
-/// blocks (4 bytes on disk per 128 KiB), with a content checksum that does not match.
+/// blocks (4 bytes on disk per 128 KiB), with a content checksum that does not match: a single
+/// segment, whose window is its whole declared size.
 fn rle_frame(declared: u64, actual: u64) -> Vec<u8> {
     let mut frame = 0xFD2F_B528_u32.to_le_bytes().to_vec();
     frame.push(0xE4); // 8-byte content size, single segment, content checksum
+    rle_blocks(frame, declared, actual)
+}
+
+/// Like [`rle_frame`], with a 128 KiB window, as a large frame the writer sends has: a decoder
+/// takes it however large it declares itself.
+fn windowed_rle_frame(declared: u64, actual: u64) -> Vec<u8> {
+    let mut frame = 0xFD2F_B528_u32.to_le_bytes().to_vec();
+    frame.push(0xC4); // 8-byte content size, a window descriptor, content checksum
+    frame.push(7 << 3); // window 2^(10 + 7)
+    rle_blocks(frame, declared, actual)
+}
+
+fn rle_blocks(mut frame: Vec<u8>, declared: u64, actual: u64) -> Vec<u8> {
     frame.extend_from_slice(&declared.to_le_bytes());
     let mut left = actual;
     loop {
@@ -116,6 +130,46 @@ fn a_frame_that_inflates_past_what_it_declares_stops_at_the_declared_size() {
 }
 
 #[test]
+fn a_frame_under_the_ceiling_stops_when_its_records_go_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = baseline(dir.path());
+    // 200 MiB of one repeated byte, under the 272 MiB ceiling: 42-byte records of an unknown
+    // kind, then a record starting past any batch, which stops it within 16 MiB.
+    let mut bytes = Parts { data: Vec::new(), finished: false, ..Parts::seed(false) }.assemble();
+    bytes.extend_from_slice(&windowed_rle_frame(200 << 20, 200 << 20));
+    assert!(bytes.len() < 16 << 10, "{} bytes", bytes.len());
+    let path = dir.path().join("repeated.zst");
+    std::fs::write(&path, &bytes).unwrap();
+    for command in ["info", "dump"] {
+        let (status, stderr, mib) = run_measured(&[command, path.to_str().unwrap()]);
+        assert_clean("repeated", status, &stderr, &[0]);
+        assert!(stderr.contains("past any batch the writer sends"), "{stderr}");
+        assert_bounded("repeated", mib, base);
+    }
+}
+
+#[test]
+fn a_module_under_the_ceiling_that_is_not_the_named_one_never_costs_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = baseline(dir.path());
+    // 768 MiB of one repeated byte under the header's name: the streaming hash pass finds it
+    // is not the module before any of it is kept.
+    let mut header = wtrace::Trace::from_bytes(Parts::seed(false).assemble()).unwrap().header().clone();
+    header.run.modules[0].size = 768 << 20;
+    header.run.modules[0].sha256 = [7; 32];
+    let encoded = Parts::header_body(&header);
+    let mut module = 0u32.to_le_bytes().to_vec();
+    module.extend_from_slice(&windowed_rle_frame(768 << 20, 768 << 20));
+    let parts = Parts { header: encoded, modules: vec![module], ..Parts::seed(false) };
+    let path = dir.path().join("module.zst");
+    std::fs::write(&path, parts.assemble()).unwrap();
+    let (status, stderr, mib) = run_measured(&["replay", path.to_str().unwrap()]);
+    assert_clean("module", status, &stderr, &[203]);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_bounded("module", mib, base);
+}
+
+#[test]
 fn a_module_past_the_ceiling_is_refused_before_decompressing() {
     let dir = tempfile::tempdir().unwrap();
     let base = baseline(dir.path());
@@ -161,4 +215,25 @@ fn lengths_that_claim_the_world_are_refused() {
             assert_bounded(name, mib, base);
         }
     }
+}
+
+#[test]
+fn a_machine_short_of_memory_gets_an_error_line_not_an_abort() {
+    use crate::common::{clock, fd_write, write_trace};
+    let dir = tempfile::tempdir().unwrap();
+    // A real 96 MiB event (a read of zeros compresses to almost nothing) and a reader whose
+    // address space cannot hold it twice.
+    let path = dir.path().join("big.zst");
+    let big = fd_write(&vec![0; 96 << 20]);
+    write_trace(&path, &[clock(0), big, clock(1)], wtrace::traces::WriterOptions::default());
+    assert!(std::fs::metadata(&path).unwrap().len() < 1 << 20);
+    let shell = format!("ulimit -v 160000; exec {} dump {}", env!("CARGO_BIN_EXE_wtrace"), path.display());
+    let out = Command::new("sh").args(["-c", &shell]).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(211), "{stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains("not enough memory for the"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    // With the memory, the same trace reads.
+    let out = crate::common::wtrace(&["info", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }

@@ -168,6 +168,40 @@ fn replay_limits_stop_a_foreign_trace() {
 }
 
 #[test]
+fn timeout_stops_a_trace_recorded_without_epoch_checks() {
+    use wtrace::traces::{TraceWriter, WriterOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("spin.zst");
+    let mut child = start_recording(&trace, &[spin().to_str().unwrap()], Stdio::null());
+    wait_for_line(&mut child, "started, now spinning");
+    signal(&child, "INT");
+    assert_eq!(wait_at_most(child, Duration::from_secs(10)).0, Some(130));
+    // As a format 1.0 recording has it: no epoch checks, so the guest cannot be stopped while
+    // it computes, and without the interruption the replay spins forever.
+    let original = wtrace::Trace::open(&trace).unwrap();
+    let mut header = original.header().clone();
+    header.run.engine_config.retain(|(key, _)| key != "epoch-interruption");
+    let old = dir.path().join("old.zst");
+    let bytes = original.module_bytes(0).unwrap();
+    let mut writer = TraceWriter::create(&old, header, &[(0, &bytes)], WriterOptions::default()).unwrap();
+    let (_, first) = original.events().next().unwrap().unwrap();
+    writer.append(&first).unwrap();
+    writer.finish().unwrap();
+    let child = wtrace_command()
+        .args(["replay", "-q", "--timeout", "300ms", old.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let (status, stderr) = wait_at_most(child, Duration::from_secs(20));
+    assert_eq!(status, Some(211), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(stderr.contains("did not end within 0.3 s"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
 fn a_recorded_exit_status_outside_wasi_range_is_refused() {
     use wtrace::traces::{Event, Outcome, TraceWriter, WriterOptions};
     let dir = tempfile::tempdir().unwrap();

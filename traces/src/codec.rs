@@ -140,9 +140,42 @@ pub enum Record {
     },
 }
 
+/// Why a record did not decode.
+#[derive(Debug)]
+pub(crate) enum RecordError {
+    /// The bytes are not a record of their kind.
+    Malformed(String),
+    /// The machine would not give the memory for bytes the record really holds.
+    NoMemory {
+        /// How many bytes were asked for.
+        bytes: usize,
+    },
+}
+
+impl From<String> for RecordError {
+    fn from(detail: String) -> Self {
+        RecordError::Malformed(detail)
+    }
+}
+
+impl From<&str> for RecordError {
+    fn from(detail: &str) -> Self {
+        RecordError::Malformed(detail.to_string())
+    }
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordError::Malformed(detail) => f.write_str(detail),
+            RecordError::NoMemory { bytes } => write!(f, "not enough memory for {bytes} bytes"),
+        }
+    }
+}
+
 /// Decodes one record body (kind byte + bincode). `newer_minor` relaxes checks for data a
 /// later minor version may have added: unknown kinds and trailing fields.
-pub(crate) fn decode_record(record: &[u8], newer_minor: bool) -> Result<Record, String> {
+pub(crate) fn decode_record(record: &[u8], newer_minor: bool) -> Result<Record, RecordError> {
     let mut event = Event::Exit { code: 0 };
     Ok(if decode_record_into(record, newer_minor, &mut event)? {
         Record::Event(event)
@@ -157,7 +190,7 @@ pub(crate) fn decode_record_into(
     record: &[u8],
     newer_minor: bool,
     event: &mut Event,
-) -> Result<bool, String> {
+) -> Result<bool, RecordError> {
     let (&kind, body) = record.split_first().ok_or("empty record")?;
     *event = match kind {
         KIND_HOST_CALL => {
@@ -167,9 +200,12 @@ pub(crate) fn decode_record_into(
             };
             let used = crate::host_call_codec::decode_host_call_into(body, &mut call);
             *event = Event::HostCall(call);
-            let used = used?;
+            let used = used.map_err(|error| match error {
+                crate::host_call_codec::DecodeError::Malformed(detail) => RecordError::from(detail),
+                crate::host_call_codec::DecodeError::NoMemory { bytes } => RecordError::NoMemory { bytes },
+            })?;
             if used != body.len() && !newer_minor {
-                return Err(format!("{} unexpected trailing bytes", body.len() - used));
+                return Err(format!("{} unexpected trailing bytes", body.len() - used).into());
             }
             return Ok(true);
         }
@@ -178,7 +214,7 @@ pub(crate) fn decode_record_into(
         KIND_RETURNED => Event::Returned { values: decode_value::<Vec<Value>>(body, newer_minor)? },
         KIND_INTERRUPTED => Event::Interrupted(Box::new(decode_value::<Interruption>(body, newer_minor)?)),
         _ if newer_minor => return Ok(false),
-        other => return Err(format!("unknown event kind {other}")),
+        other => return Err(format!("unknown event kind {other}").into()),
     };
     Ok(true)
 }
@@ -204,6 +240,53 @@ pub(crate) fn record_bodies(bytes: &[u8], expected: Option<u32>) -> Result<Vec<(
     Ok(bodies)
 }
 
+/// Follows the records of a data frame while it inflates, so that a frame going wrong stops
+/// before it has taken the memory it claims. It holds the writer's rules: a batch is sent once
+/// it reaches [`crate::container::MAX_BATCH_BYTES`], so every record starts before that
+/// offset, and every record fits the frame's declared size. A frame of one repeated byte
+/// thus fails within 16 MiB, and more bytes than that are only ever one real record.
+pub(crate) struct FramingCheck {
+    size: usize,
+    expected: Option<u32>,
+    records: u32,
+    next: usize,
+}
+
+impl FramingCheck {
+    /// For a frame declaring `size` bytes and, when its index entry says, `expected` records.
+    pub(crate) fn new(size: usize, expected: Option<u32>) -> FramingCheck {
+        FramingCheck { size, expected, records: 0, next: 0 }
+    }
+
+    /// Checks every record whose length prefix lies in `produced`, the frame's first bytes.
+    pub(crate) fn advance(&mut self, produced: &[u8]) -> Result<(), String> {
+        while self.next < produced.len() {
+            let start = self.next;
+            if start >= crate::container::MAX_BATCH_BYTES {
+                return Err(format!(
+                    "a record starts at decompressed byte {start}, past any batch the writer sends"
+                ));
+            }
+            if self.expected.is_some_and(|n| self.records >= n) {
+                return Err(format!("more records than the {} the index counts", self.expected.unwrap_or(0)));
+            }
+            let mut pos = start;
+            let len = match get_varint_u32(produced, &mut pos) {
+                Ok(len) => len as usize,
+                // The prefix is cut by the end of what has inflated so far.
+                Err(_) if produced.len() - start < 5 => return Ok(()),
+                Err(e) => return Err(format!("decompressed byte {start}: {e}")),
+            };
+            if len == 0 || len > MAX_RECORD_LEN || len > self.size - pos.min(self.size) {
+                return Err(format!("decompressed byte {start}: record length {len} does not fit the frame"));
+            }
+            self.records += 1;
+            self.next = pos + len;
+        }
+        Ok(())
+    }
+}
+
 /// The body of the record whose length prefix is at `start`: `(body start, end)`.
 pub(crate) fn record_at(bytes: &[u8], start: usize) -> Result<(usize, usize), (usize, String)> {
     let mut pos = start;
@@ -226,7 +309,7 @@ pub fn parse_event_stream(bytes: &[u8]) -> Result<Vec<Event>, (usize, String)> {
     while pos < bytes.len() {
         let (start, end) = record_at(bytes, pos)?;
         pos = end;
-        match decode_record(&bytes[start..end], false).map_err(|e| (start, e))? {
+        match decode_record(&bytes[start..end], false).map_err(|e| (start, e.to_string()))? {
             Record::Event(event) => events.push(event),
             Record::Unknown { .. } => {}
         }

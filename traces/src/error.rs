@@ -127,6 +127,16 @@ pub enum TraceError {
         /// What is impossible about it.
         detail: String,
     },
+    /// The machine would not give the memory for something the trace really holds.
+    #[error("not enough memory for the {bytes}-byte {what} at byte {offset}")]
+    OutOfMemory {
+        /// Which part of the file.
+        what: &'static str,
+        /// File offset of that part.
+        offset: u64,
+        /// How many bytes it needed.
+        bytes: u64,
+    },
     /// A value handed to the writer cannot be stored (too large, inconsistent with the header).
     #[error("cannot write trace: {0}")]
     InvalidInput(String),

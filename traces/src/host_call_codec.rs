@@ -9,6 +9,32 @@ use crate::event::{HostCall, ImportId, MemoryBytes, Outcome, Printed, Stream, Va
 
 type Result<T> = std::result::Result<T, &'static str>;
 
+/// Why a host-call body did not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DecodeError {
+    /// The bytes are not a host call.
+    Malformed(&'static str),
+    /// The machine would not give the memory for bytes the record really holds.
+    NoMemory {
+        /// How many bytes were asked for.
+        bytes: usize,
+    },
+}
+
+impl From<&'static str> for DecodeError {
+    fn from(detail: &'static str) -> Self {
+        DecodeError::Malformed(detail)
+    }
+}
+
+/// A copy of `bytes` into `out`, which the machine may refuse when they are many.
+fn copy_into(out: &mut Vec<u8>, bytes: &[u8]) -> std::result::Result<(), DecodeError> {
+    out.clear();
+    out.try_reserve_exact(bytes.len()).map_err(|_| DecodeError::NoMemory { bytes: bytes.len() })?;
+    out.extend_from_slice(bytes);
+    Ok(())
+}
+
 struct Cursor<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -134,7 +160,7 @@ impl<'a> Cursor<'a> {
 
     /// Decodes memory spans into `out`, reusing both the list and each span's byte buffer so
     /// that a sequential reader allocates nothing once its buffers have grown.
-    fn memory_bytes_into(&mut self, out: &mut Vec<MemoryBytes>) -> Result<()> {
+    fn memory_bytes_into(&mut self, out: &mut Vec<MemoryBytes>) -> std::result::Result<(), DecodeError> {
         let n = self.len()?;
         out.truncate(n);
         for i in 0..n {
@@ -145,10 +171,11 @@ impl<'a> Cursor<'a> {
             if let Some(span) = out.get_mut(i) {
                 span.memory = memory;
                 span.offset = offset;
-                span.bytes.clear();
-                span.bytes.extend_from_slice(bytes);
+                copy_into(&mut span.bytes, bytes)?;
             } else {
-                out.push(MemoryBytes { memory, offset, bytes: bytes.to_vec() });
+                let mut copy = Vec::new();
+                copy_into(&mut copy, bytes)?;
+                out.push(MemoryBytes { memory, offset, bytes: copy });
             }
         }
         Ok(())
@@ -162,7 +189,10 @@ impl<'a> Cursor<'a> {
 
 /// Decodes a host-call body into `call`, reusing its buffers; returns the number of bytes
 /// used. On error `call` holds a mix of old and new fields.
-pub(crate) fn decode_host_call_into(bytes: &[u8], call: &mut HostCall) -> Result<usize> {
+pub(crate) fn decode_host_call_into(
+    bytes: &[u8],
+    call: &mut HostCall,
+) -> std::result::Result<usize, DecodeError> {
     let mut c = Cursor { bytes, pos: 0 };
     call.import = ImportId(c.u32()?);
     c.values_into(&mut call.params)?;
@@ -177,7 +207,7 @@ pub(crate) fn decode_host_call_into(bytes: &[u8], call: &mut HostCall) -> Result
         }
         1 => call.outcome = Outcome::Exited(c.i32()?),
         2 => call.outcome = Outcome::Error(c.string()?),
-        _ => return Err("unknown outcome"),
+        _ => return Err("unknown outcome".into()),
     }
     c.memory_bytes_into(&mut call.writes)?;
     c.memory_bytes_into(&mut call.reads)?;
@@ -192,18 +222,18 @@ pub(crate) fn decode_host_call_into(bytes: &[u8], call: &mut HostCall) -> Result
                 let stream = match c.u32()? {
                     0 => Stream::Stdout,
                     1 => Stream::Stderr,
-                    _ => return Err("unknown output stream"),
+                    _ => return Err("unknown output stream".into()),
                 };
                 Some(Printed { stream, len: c.u32()? })
             }
-            _ => return Err("invalid option"),
+            _ => return Err("invalid option".into()),
         }
     };
     if c.pos < bytes.len() {
         call.input_hash = match c.byte()? {
             0 => None,
             1 => Some(c.u64()?),
-            _ => return Err("invalid option"),
+            _ => return Err("invalid option".into()),
         };
     }
     Ok(c.pos)

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, TraceError};
-use crate::header::{ModuleEntry, hex, sha256};
+use crate::header::{ModuleEntry, hex};
 
 /// The folder of a trace directory that holds its modules.
 pub const STORE_DIR: &str = "modules";
@@ -82,16 +82,18 @@ impl ModuleStore {
         };
         let compressed = std::fs::read(&path).map_err(|_| missing())?;
         let size = crate::container::module_len(module.size).ok_or_else(missing)?;
-        let bytes = crate::reader::decompress(&compressed, size).map_err(|detail| {
-            TraceError::corrupt("module store entry", 0, format!("{}: {detail}", path.display()))
-        })?;
-        if sha256(&bytes) != module.sha256 {
-            return Err(TraceError::corrupt(
-                "module store entry",
-                0,
-                format!("{} does not hash to its name", path.display()),
-            ));
-        }
-        Ok(bytes)
+        let shown = path.display();
+        crate::reader::inflate_module(&compressed, size, &module.sha256)
+            .map_err(|error| match error {
+                crate::reader::InflateError::Damaged(detail) => {
+                    TraceError::corrupt("module store entry", 0, format!("{shown}: {detail}"))
+                }
+                no_memory @ crate::reader::InflateError::NoMemory { .. } => {
+                    no_memory.into_trace_error("module store entry", 0)
+                }
+            })?
+            .ok_or_else(|| {
+                TraceError::corrupt("module store entry", 0, format!("{shown} does not hash to its name"))
+            })
     }
 }

@@ -122,7 +122,7 @@ impl Events {
         let (index, frame) = self.current.as_ref().expect("loaded above");
         let entry = &trace.entries[*index];
         codec::decode_record_into(frame.record((seq - entry.first_seq) as usize), trace.newer_minor(), event)
-            .map_err(|detail| record_error(*index, entry, seq, &detail))
+            .map_err(|error| record_error(*index, entry, seq, error))
     }
 
     /// Makes the frame holding `seq` current, from the prefetcher when it has it, and starts

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use events::Events;
-pub(crate) use frame::decompress;
+pub(crate) use frame::{InflateError, inflate_module};
 use frame::{LoadedFrame, decode_frame, record_error};
 pub use repair::{RepairOutcome, repair};
 
@@ -24,7 +24,7 @@ use crate::codec::{self, Record};
 use crate::container::{self, FrameShape, IndexEntry, ReadAt, SKIPPABLE_HEADER_LEN};
 use crate::error::{Result, TraceError};
 use crate::event::{Event, EventKind};
-use crate::header::{Header, sha256};
+use crate::header::Header;
 
 /// Whether a trace was read through its index or rebuilt by a recovery scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,12 +292,9 @@ impl Trace {
                 format!("a {}-byte module is past the {ceiling}-byte ceiling", entry.size),
             )
         })?;
-        let bytes = decompress(&compressed, size)
-            .map_err(|detail| TraceError::corrupt("module frame", pos, detail))?;
-        if sha256(&bytes) != entry.sha256 {
-            return Err(TraceError::ModuleHashMismatch { index, name: entry.name.clone() });
-        }
-        Ok(bytes)
+        inflate_module(&compressed, size, &entry.sha256)
+            .map_err(|error| error.into_trace_error("module frame", pos))?
+            .ok_or_else(|| TraceError::ModuleHashMismatch { index, name: entry.name.clone() })
     }
 
     /// The event with sequence number `seq`.
@@ -312,7 +309,7 @@ impl Trace {
                 entry.offset,
                 format!("event {seq} is of kind {kind}, which needs a newer wtrace"),
             )),
-            Err(detail) => Err(record_error(frame_index, entry, seq, &detail)),
+            Err(error) => Err(record_error(frame_index, entry, seq, error)),
         }
     }
 

@@ -79,7 +79,12 @@ impl TraceData {
             match codec::decode_record(frame.record(i), self.newer_minor()) {
                 Ok(Record::Event(event)) => counts[event.kind().index()] += 1,
                 Ok(Record::Unknown { .. }) => counts.push(1),
-                Err(detail) => return Err(TraceError::corrupt("event", offset, detail)),
+                Err(codec::RecordError::Malformed(detail)) => {
+                    return Err(TraceError::corrupt("event", offset, detail));
+                }
+                Err(codec::RecordError::NoMemory { bytes }) => {
+                    return Err(TraceError::OutOfMemory { what: "event", offset, bytes: bytes as u64 });
+                }
             }
         }
         Ok(counts)
