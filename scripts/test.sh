@@ -12,9 +12,12 @@ command -v jq >/dev/null || missing+=(jq)
 command -v tmux >/dev/null || missing+=(tmux)
 # The replay-isolation test watches the real binary's system calls.
 command -v strace >/dev/null || missing+=(strace)
-# Cross checks of the call-injection stubs: aarch64 runs under qemu-user, linked by the cross gcc.
+# Cross checks of the call-injection stubs: aarch64, riscv64 and s390x run under qemu-user,
+# linked by the cross gccs.
 command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
 command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+command -v riscv64-linux-gnu-gcc >/dev/null || missing+=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)
+command -v s390x-linux-gnu-gcc >/dev/null || missing+=(gcc-s390x-linux-gnu libc6-dev-s390x-cross)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
@@ -24,12 +27,11 @@ fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 # The guest programs under tests/guests are built for WASI preview 1 by the tests themselves.
-for target in wasm32-wasip1 aarch64-unknown-linux-gnu x86_64-apple-darwin aarch64-apple-darwin; do
+for target in wasm32-wasip1 aarch64-unknown-linux-gnu riscv64gc-unknown-linux-gnu s390x-unknown-linux-gnu \
+  x86_64-apple-darwin aarch64-apple-darwin; do
   rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target"
 done
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
-export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+source scripts/cross-env.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -42,6 +44,18 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 echo "== call injection on aarch64 (cross-compiled, run under qemu-aarch64)"
 cargo clippy -p wtrace-inject --target aarch64-unknown-linux-gnu --all-targets --locked -- -D warnings
 cargo test -p wtrace-inject --target aarch64-unknown-linux-gnu --locked 2>&1 | tee -a "$log"
+echo "== call injection on riscv64, with and without V (qemu-riscv64)"
+cargo clippy -p wtrace-inject --target riscv64gc-unknown-linux-gnu --all-targets --locked -- -D warnings
+for cpu in "rv64,v=false" "rv64,v=true,vlen=256"; do
+  CARGO_TARGET_RISCV64GC_UNKNOWN_LINUX_GNU_RUNNER="$RISCV64_RUNNER -cpu $cpu" \
+    cargo test -p wtrace-inject --target riscv64gc-unknown-linux-gnu --locked 2>&1 | tee -a "$log"
+done
+echo "== call injection on s390x, with and without the vector facility (qemu-s390x)"
+cargo clippy -p wtrace-inject --target s390x-unknown-linux-gnu --all-targets --locked -- -D warnings
+for cpu in "qemu" "qemu,vx=off,vxeh=off"; do
+  CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUNNER="$S390X_RUNNER -cpu $cpu" \
+    cargo test -p wtrace-inject --target s390x-unknown-linux-gnu --locked 2>&1 | tee -a "$log"
+done
 echo "== inject type-checks for macOS"
 for target in x86_64-apple-darwin aarch64-apple-darwin; do
   cargo clippy -p wtrace-inject --target "$target" --locked -- -D warnings

@@ -10,10 +10,12 @@
 //! Apple targets without their SDK; the replayer wires [`handle_signal`] into Wasmtime's
 //! per-store signal hook and turns a [`Capture`] into a trace snapshot.
 //!
-//! Implemented: the register-only and the stack-push strategies on x86_64 and aarch64 Linux
-//! (both tested there), and the macOS Mach glue over the stack-push strategy, which compiles
-//! for both Apple targets but has not run. Elsewhere [`arm`] reports [`Unsupported`] and
-//! [`handle_signal`] declines every signal.
+//! Implemented: the register-only strategy on x86_64, aarch64, riscv64 (with and without the
+//! V extension) and s390x (with and without the vector facility) Linux, and the stack-push
+//! strategy on x86_64 and aarch64 Linux, all tested there (the last three under qemu-user);
+//! and the macOS Mach glue over the stack-push strategy, which compiles for both Apple targets
+//! but has not run. Elsewhere [`arm`] reports [`Unsupported`] and [`handle_signal`] declines
+//! every signal. `build.rs` sets the one cfg, `wtrace_inject`, on the targets with a stub.
 #![allow(unsafe_code)]
 
 #[cfg(all(target_arch = "aarch64", any(target_os = "linux", target_vendor = "apple")))]
@@ -26,27 +28,64 @@ mod linux_aarch64_tests;
 mod linux_x86_64;
 #[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
 mod linux_x86_64_tests;
-#[cfg(all(test, target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(all(test, target_os = "linux"))]
 mod test_harness;
 #[cfg(all(target_arch = "x86_64", any(target_os = "linux", target_vendor = "apple")))]
 mod x86_64_push;
 
-#[cfg(target_vendor = "apple")]
+#[cfg(all(target_os = "linux", target_arch = "riscv64"))]
+mod linux_riscv64;
+#[cfg(all(test, target_os = "linux", target_arch = "riscv64"))]
+mod linux_riscv64_tests;
+#[cfg(all(target_os = "linux", target_arch = "s390x"))]
+mod linux_s390x;
+#[cfg(all(test, target_os = "linux", target_arch = "s390x"))]
+mod linux_s390x_tests;
+
+#[cfg(target_os = "macos")]
 mod macos;
 
 #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
 use linux_aarch64 as platform;
+#[cfg(all(target_os = "linux", target_arch = "riscv64"))]
+use linux_riscv64 as platform;
+#[cfg(all(target_os = "linux", target_arch = "s390x"))]
+use linux_s390x as platform;
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
 use linux_x86_64 as platform;
-#[cfg(target_vendor = "apple")]
+#[cfg(target_os = "macos")]
 use macos as platform;
 
-/// Whether this build can capture (an architecture and OS with a stub).
-const SUPPORTED: bool = cfg!(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")));
+/// Whether this build can capture (an architecture and OS with a stub that has run).
+const SUPPORTED: bool = cfg!(all(target_os = "linux", wtrace_inject));
 
-/// The interrupted thread's registers, as the signal context held them.
+/// The vector state of a riscv64 hart with the V extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RiscvVector {
+    /// Bytes per vector register (`VLEN / 8`).
+    pub vlenb: u64,
+    /// `vtype`.
+    pub vtype: u64,
+    /// `vl`.
+    pub vl: u64,
+    /// `vstart`.
+    pub vstart: u64,
+    /// `vcsr` (`vxrm` and `vxsat`).
+    pub vcsr: u64,
+    /// v0–v31, `vlenb` bytes each, in memory order (element 0 first).
+    pub v: Vec<u8>,
+}
+
+/// The vector registers of an s390x CPU with the vector facility.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-// One variant per architecture, copied once per trap: boxing would only add an allocation.
+pub struct S390xVector {
+    /// v0–v31 as big-endian 128-bit values (f0–f15 are the high halves of v0–v15).
+    pub v: [u128; 32],
+}
+
+/// The interrupted thread's registers, as the signal context or the stub held them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+// One variant per architecture, moved once per trap: boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 pub enum RawRegisters {
     /// x86_64.
@@ -83,6 +122,36 @@ pub enum RawRegisters {
         /// Floating-point control.
         fpcr: u32,
     },
+    /// riscv64.
+    Riscv64 {
+        /// x1–x31 (x0 is always zero): `ra sp gp tp t0 …`.
+        x: [u64; 31],
+        /// Program counter.
+        pc: u64,
+        /// f0–f31.
+        f: [u64; 32],
+        /// Floating-point control and status.
+        fcsr: u32,
+        /// The vector state, when the hart has the V extension.
+        vector: Option<RiscvVector>,
+    },
+    /// s390x.
+    S390x {
+        /// r0–r15.
+        r: [u64; 16],
+        /// PSW mask (the condition code is bits 18–19, counted from the most significant).
+        psw_mask: u64,
+        /// PSW address: the faulting instruction.
+        psw_addr: u64,
+        /// Access registers a0–a15.
+        a: [u32; 16],
+        /// Floating-point control.
+        fpc: u32,
+        /// f0–f15.
+        f: [u64; 16],
+        /// The vector registers, when the CPU has the vector facility.
+        vector: Option<S390xVector>,
+    },
 }
 
 /// What the callback receives: the signal and the interrupted state.
@@ -106,7 +175,8 @@ impl Capture {
     pub fn pc(&self) -> u64 {
         match self.registers {
             RawRegisters::X86_64 { rip, .. } => rip,
-            RawRegisters::Aarch64 { pc, .. } => pc,
+            RawRegisters::Aarch64 { pc, .. } | RawRegisters::Riscv64 { pc, .. } => pc,
+            RawRegisters::S390x { psw_addr, .. } => psw_addr,
         }
     }
 
@@ -115,14 +185,19 @@ impl Capture {
         match self.registers {
             RawRegisters::X86_64 { gprs, .. } => gprs[7],
             RawRegisters::Aarch64 { sp, .. } => sp,
+            RawRegisters::Riscv64 { x, .. } => x[1],
+            RawRegisters::S390x { r, .. } => r[15],
         }
     }
 
-    /// The frame pointer at the fault.
+    /// The frame pointer at the fault: on s390x, which keeps no frame-pointer register, the
+    /// back chain the stack pointer points at (what Wasmtime's unwinder calls its FP).
     pub fn fp(&self) -> u64 {
         match self.registers {
             RawRegisters::X86_64 { gprs, .. } => gprs[6],
             RawRegisters::Aarch64 { x, .. } => x[29],
+            RawRegisters::Riscv64 { x, .. } => x[7],
+            RawRegisters::S390x { .. } => self.frames.first().map_or(0, |&(_, fp)| fp),
         }
     }
 }
@@ -148,16 +223,10 @@ pub struct Unsupported;
 /// This thread's capture, armed until dropped. Not `Send`: it belongs to the thread that
 /// armed it.
 pub struct Armed {
-    #[cfg(any(
-        target_vendor = "apple",
-        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-    ))]
+    #[cfg(wtrace_inject)]
     slot: *mut platform::Slot,
     /// Which arming of the thread this is (see [`unpublish`]).
-    #[cfg(any(
-        target_vendor = "apple",
-        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-    ))]
+    #[cfg(wtrace_inject)]
     arming: u64,
 }
 
@@ -173,10 +242,7 @@ impl Armed {
 
 impl Drop for Armed {
     fn drop(&mut self) {
-        #[cfg(any(
-            target_vendor = "apple",
-            all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-        ))]
+        #[cfg(wtrace_inject)]
         platform::disarm(self.slot, self.arming);
     }
 }
@@ -195,26 +261,28 @@ pub fn arm_with(
     callback: Box<dyn FnMut(&Capture)>,
     strategy: Strategy,
 ) -> Result<Armed, Unsupported> {
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let (slot, arming) = platform::arm(ranges, callback, strategy);
         Ok(Armed { slot, arming })
     }
-    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    #[cfg(all(target_os = "linux", any(target_arch = "riscv64", target_arch = "s390x")))]
     {
-        let (slot, arming) = platform::arm(ranges, callback, strategy);
+        // The stack push exists for the Mach exception thread of macOS, which these
+        // architectures never meet.
+        if strategy != Strategy::RegisterOnly {
+            return Err(Unsupported);
+        }
+        let (slot, arming) = platform::arm(ranges, callback);
         Ok(Armed { slot, arming })
     }
-    #[cfg(target_vendor = "apple")]
+    #[cfg(target_os = "macos")]
     {
         // Mach exceptions arrive on another thread: the stack push is the only strategy.
         let _ = strategy;
         platform::arm(ranges, callback).map(|(slot, arming)| Armed { slot, arming })
     }
-    #[cfg(not(any(
-        target_vendor = "apple",
-        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-    )))]
+    #[cfg(not(wtrace_inject))]
     {
         let _ = (ranges, callback, strategy);
         Err(Unsupported)
@@ -234,18 +302,12 @@ pub unsafe fn handle_signal(
     info: *const libc::siginfo_t,
     context: *mut libc::c_void,
 ) -> bool {
-    #[cfg(any(
-        target_vendor = "apple",
-        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-    ))]
+    #[cfg(wtrace_inject)]
     {
         // SAFETY: forwarded from this function's own contract.
         unsafe { platform::handle(signum, info, context) }
     }
-    #[cfg(not(any(
-        target_vendor = "apple",
-        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-    )))]
+    #[cfg(not(wtrace_inject))]
     {
         let _ = (signum, info, context);
         false
@@ -258,23 +320,18 @@ pub fn supported() -> bool {
 }
 
 /// Whether `pc` lies in one of the half-open code `ranges`.
-#[cfg(any(
-    target_vendor = "apple",
-    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-))]
+#[cfg(wtrace_inject)]
 fn in_ranges(ranges: &[(usize, usize)], pc: u64) -> bool {
     ranges.iter().any(|&(start, end)| (start as u64..end as u64).contains(&pc))
 }
 
 /// Walks the frame-pointer chain of a stopped or interrupted frame: `(pc, fp)` of the faulting
 /// frame, then `(return address, caller's fp)` while return addresses are in `ranges`. A frame
-/// record is two words at `fp` (the caller's fp, then the return address) on x86_64 and
-/// aarch64 alike; Cranelift keeps frame pointers, so this is the Wasm call stack. Reads only
-/// inside `stack` and above `sp`, `align`-aligned.
-#[cfg(any(
-    target_vendor = "apple",
-    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-))]
+/// record at `fp` holds the caller's fp at `fp` and the return address at `fp +
+/// return_offset`: 8 on x86_64, aarch64 and riscv64 (Cranelift keeps frame pointers, so this
+/// is the Wasm call stack), 112 on s390x (the back chain, with r14 in the save area). Reads
+/// only inside `stack` and above `sp`, `align`-aligned.
+#[cfg(wtrace_inject)]
 fn walk_frames(
     pc: u64,
     fp: u64,
@@ -282,18 +339,21 @@ fn walk_frames(
     ranges: &[(usize, usize)],
     stack: (u64, u64),
     align: u64,
+    return_offset: u64,
 ) -> Vec<(u64, u64)> {
     const MAX_FRAMES: usize = 1024;
     let (low, high) = stack;
     let mut frames = vec![(pc, fp)];
     let mut fp = fp;
     while frames.len() < MAX_FRAMES {
-        if !fp.is_multiple_of(align) || fp < sp.max(low) || fp.saturating_add(16) > high {
+        let Some(end) = fp.checked_add(return_offset + 8) else { break };
+        if !fp.is_multiple_of(align) || fp < sp.max(low) || end > high {
             break;
         }
-        // SAFETY: `fp` and `fp + 8` lie within this thread's stack (checked above), which is
-        // mapped and readable for the life of the thread.
-        let (next_fp, return_address) = unsafe { (*(fp as *const u64), *((fp + 8) as *const u64)) };
+        // SAFETY: `fp` and `fp + return_offset` lie within this thread's stack (checked
+        // above), which is mapped and readable for the life of the thread.
+        let (next_fp, return_address) =
+            unsafe { (*(fp as *const u64), *((fp + return_offset) as *const u64)) };
         if !in_ranges(ranges, return_address) || next_fp <= fp {
             break;
         }
@@ -305,29 +365,20 @@ fn walk_frames(
 
 /// Stack the callback may use below the stub's own frame: an injected call is refused (the
 /// fault goes to Wasmtime uncaptured) unless the thread's stack has this much room left.
-#[cfg(any(
-    target_vendor = "apple",
-    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-))]
+#[cfg(wtrace_inject)]
 const CALLBACK_STACK: u64 = 64 << 10;
 
 /// The most an injected frame takes below the interrupted stack pointer before the callback
 /// runs: the red zone, the return frame, the stub's register saves and, for the stack push,
 /// the pushed block and the vector state (an `xsave` area of up to a few KiB).
-#[cfg(any(
-    target_vendor = "apple",
-    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-))]
+#[cfg(wtrace_inject)]
 const INJECTED_FRAME: u64 = 16 << 10;
 
 /// Whether an injected frame ([`INJECTED_FRAME`]) fits below `sp` on the thread's `stack`
 /// with [`CALLBACK_STACK`] more for the callback: not when it has not, when `sp` lies outside
 /// the stack (another stack, such as a fiber, whose room is unknown), or when the arithmetic
 /// would wrap. Signal-safe: no allocation, no panic.
-#[cfg(any(
-    target_vendor = "apple",
-    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-))]
+#[cfg(wtrace_inject)]
 fn has_room(sp: u64, stack: (u64, u64)) -> bool {
     let (low, high) = stack;
     let Some(lowest) = sp.checked_sub(INJECTED_FRAME).and_then(|below| below.checked_sub(CALLBACK_STACK))
@@ -347,28 +398,19 @@ fn raised_by_fault(si_code: libc::c_int) -> bool {
 
 /// A thread's published slot: a `const`-initialized thread-local `Cell` of a pointer, so the
 /// signal handler reads it with a plain TLS load.
-#[cfg(any(
-    target_vendor = "apple",
-    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-))]
+#[cfg(wtrace_inject)]
 type SlotKey<T> = std::thread::LocalKey<std::cell::Cell<*mut T>>;
 
 thread_local! {
     /// How many times this thread has been armed: an [`Armed`] disarms only the arming it
     /// made, even when a newer one's slot was allocated where its freed slot was.
-    #[cfg(any(
-        target_vendor = "apple",
-        all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-    ))]
+    #[cfg(wtrace_inject)]
     static ARMINGS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Publishes a new slot as this thread's, freeing the one it replaces; returns its pointer and
 /// the arming's number.
-#[cfg(any(
-    target_vendor = "apple",
-    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-))]
+#[cfg(wtrace_inject)]
 fn publish<T>(key: &'static SlotKey<T>, slot: Box<T>) -> (*mut T, u64) {
     let slot = Box::into_raw(slot);
     let old = key.with(|cell| cell.replace(slot));
@@ -386,10 +428,7 @@ fn publish<T>(key: &'static SlotKey<T>, slot: Box<T>) -> (*mut T, u64) {
 
 /// Unpublishes `slot` if it and `arming` are still this thread's, and hands it back to be
 /// dropped. A slot a newer arming replaced was freed then: nothing happens.
-#[cfg(any(
-    target_vendor = "apple",
-    all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))
-))]
+#[cfg(wtrace_inject)]
 fn unpublish<T>(key: &'static SlotKey<T>, slot: *mut T, arming: u64) -> Option<Box<T>> {
     if key.with(std::cell::Cell::get) != slot || ARMINGS.with(std::cell::Cell::get) != arming {
         return None;

@@ -235,7 +235,7 @@ extern "C" fn deliver(slot: *mut Slot) {
                     fpsr: slot.fpsr,
                     fpcr: slot.fpcr,
                 },
-                frames: crate::walk_frames(slot.pc, slot.x[29], slot.sp, &slot.ranges, slot.stack, 16),
+                frames: crate::walk_frames(slot.pc, slot.x[29], slot.sp, &slot.ranges, slot.stack, 16, 8),
             }
         };
         // SAFETY: as above; only the callback field is borrowed mutably, which a nested signal

@@ -278,7 +278,15 @@ extern "C" fn deliver(slot: *mut Slot) {
                 si_code: slot.si_code,
                 fault_address: slot.fault_address,
                 registers,
-                frames: crate::walk_frames(slot.rip, slot.gprs[6], slot.gprs[7], &slot.ranges, slot.stack, 8),
+                frames: crate::walk_frames(
+                    slot.rip,
+                    slot.gprs[6],
+                    slot.gprs[7],
+                    &slot.ranges,
+                    slot.stack,
+                    8,
+                    8,
+                ),
             }
         };
         // SAFETY: as above; the callback field alone is borrowed mutably, and a nested signal

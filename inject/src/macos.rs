@@ -443,7 +443,7 @@ pub(crate) fn deliver_pushed_state(block: &crate::x86_64_push::PushedState, xsav
             fcw: fp.fcw,
             fsw: fp.fsw,
         },
-        frames: crate::walk_frames(block.rip, block.gprs[6], block.gprs[7], &slot.ranges, slot.stack, 8),
+        frames: crate::walk_frames(block.rip, block.gprs[6], block.gprs[7], &slot.ranges, slot.stack, 8, 8),
     };
     let _ = catch_unwind(AssertUnwindSafe(|| (slot.callback)(&capture)));
 }
@@ -472,7 +472,7 @@ pub(crate) fn deliver_pushed_state(block: &crate::aarch64_push::PushedState, fp:
             fpsr: fp.fpsr,
             fpcr: fp.fpcr,
         },
-        frames: crate::walk_frames(block.pc, block.x[29], block.sp, &slot.ranges, slot.stack, 16),
+        frames: crate::walk_frames(block.pc, block.x[29], block.sp, &slot.ranges, slot.stack, 16, 8),
     };
     let _ = catch_unwind(AssertUnwindSafe(|| (slot.callback)(&capture)));
 }

@@ -29,6 +29,14 @@ fn pc(uc: &mut ucontext_t) -> &mut u64 {
     {
         &mut uc.uc_mcontext.pc
     }
+    #[cfg(target_arch = "riscv64")]
+    {
+        &mut uc.uc_mcontext.__gregs[0]
+    }
+    #[cfg(target_arch = "s390x")]
+    {
+        &mut uc.uc_mcontext.psw.addr
+    }
 }
 
 extern "C" fn on_fault(signum: c_int, info: *mut siginfo_t, context: *mut c_void) {
@@ -38,7 +46,9 @@ extern "C" fn on_fault(signum: c_int, info: *mut siginfo_t, context: *mut c_void
     }
     // SAFETY: the kernel passed a valid ucontext for this signal.
     let pc = pc(unsafe { &mut *context.cast::<ucontext_t>() });
-    if *pc as usize == FAULT_SITE.load(Ordering::SeqCst) {
+    // s390x reports an illegal instruction with the PSW after its two bytes.
+    let site = if cfg!(target_arch = "s390x") && signum == libc::SIGILL { pc.wrapping_sub(2) } else { *pc };
+    if site as usize == FAULT_SITE.load(Ordering::SeqCst) {
         *pc = RESUME.load(Ordering::SeqCst) as u64;
     } else {
         // A fault the test did not plan: die loudly rather than loop.
@@ -114,6 +124,14 @@ fn offer(si_code: c_int, pc_value: u64, sp_value: u64) -> bool {
         #[cfg(target_arch = "aarch64")]
         {
             uc.uc_mcontext.sp = sp_value;
+        }
+        #[cfg(target_arch = "riscv64")]
+        {
+            uc.uc_mcontext.__gregs[2] = sp_value;
+        }
+        #[cfg(target_arch = "s390x")]
+        {
+            uc.uc_mcontext.gregs[15] = sp_value;
         }
         handle_signal(libc::SIGSEGV, &raw const info, (&raw mut uc).cast())
     }

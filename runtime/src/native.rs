@@ -141,8 +141,8 @@ pub fn snapshot_of(capture: &Capture) -> NativeSnapshot {
         other => Signal::Other(other),
     };
     let fault_address = matches!(signal, Signal::Segv | Signal::Bus).then_some(capture.fault_address);
-    let (arch, pc, sp, fp, flags, gprs, vregs, extra) = match capture.registers {
-        RawRegisters::X86_64 { gprs, rip, rflags, xmm, mxcsr, fcw, fsw } => (
+    let (arch, pc, sp, fp, flags, gprs, vregs, extra) = match &capture.registers {
+        &RawRegisters::X86_64 { gprs, rip, rflags, xmm, mxcsr, fcw, fsw } => (
             Arch::X86_64,
             rip,
             gprs[7],
@@ -152,7 +152,7 @@ pub fn snapshot_of(capture: &Capture) -> NativeSnapshot {
             xmm.to_vec(),
             vec![u64::from(mxcsr), u64::from(fcw), u64::from(fsw)],
         ),
-        RawRegisters::Aarch64 { x, sp, pc, nzcv, q, fpsr, fpcr } => (
+        &RawRegisters::Aarch64 { x, sp, pc, nzcv, q, fpsr, fpcr } => (
             Arch::Aarch64,
             pc,
             sp,
@@ -162,6 +162,25 @@ pub fn snapshot_of(capture: &Capture) -> NativeSnapshot {
             q.to_vec(),
             vec![u64::from(fpsr), u64::from(fpcr)],
         ),
+        RawRegisters::Riscv64 { x, pc, f, fcsr, vector } => {
+            // f0–f31, fcsr, then the vector control state (names: `Arch::extra_names`).
+            let mut extra = f.to_vec();
+            extra.push(u64::from(*fcsr));
+            let mut vregs = Vec::new();
+            if let Some(v) = vector {
+                extra.extend([v.vlenb, v.vtype, v.vl, v.vstart, v.vcsr]);
+                vregs = v.v.chunks(16).map(|c| c.try_into().map_or(0, u128::from_le_bytes)).collect();
+            }
+            (Arch::Riscv64, *pc, x[1], x[7], 0, x.to_vec(), vregs, extra)
+        }
+        RawRegisters::S390x { r, psw_mask, psw_addr, a, fpc, f, vector } => {
+            // The FPC, a0–a15, then f0–f15 (names: `Arch::extra_names`).
+            let mut extra = vec![u64::from(*fpc)];
+            extra.extend(a.iter().map(|a| u64::from(*a)));
+            extra.extend(f);
+            let vregs = vector.map(|v| v.v.to_vec()).unwrap_or_default();
+            (Arch::S390x, *psw_addr, r[15], capture.fp(), *psw_mask, r.to_vec(), vregs, extra)
+        }
     };
     NativeSnapshot {
         arch,
@@ -214,7 +233,6 @@ fn looks_like_address(value: u64) -> bool {
 /// `si_code`, Wasm PCs along the stack, status flags, and every register (each half of a vector
 /// register) whose recorded value is not an address.
 pub fn compare(recorded: &NativeSnapshot, replayed: &NativeSnapshot) -> RegisterComparison {
-    use wtrace_traces::RegisterValue;
     let wasm_pcs = |s: &NativeSnapshot| s.stack.iter().map(|f| f.wasm_pc).collect::<Vec<_>>();
     let mut comparison = RegisterComparison {
         same_signal: recorded.signal == replayed.signal && recorded.si_code == replayed.si_code,
@@ -232,11 +250,7 @@ pub fn compare(recorded: &NativeSnapshot, replayed: &NativeSnapshot) -> Register
             comparison.addresses += 1;
             continue;
         }
-        let halves = |v: RegisterValue| match v {
-            RegisterValue::U64(v) => vec![v],
-            RegisterValue::U128(v) => vec![v as u64, (v >> 64) as u64],
-        };
-        let (a, b) = (halves(before), halves(after));
+        let (a, b) = (before.words(), after.words());
         if a.iter().any(|v| looks_like_address(*v)) {
             comparison.addresses += 1;
             continue;

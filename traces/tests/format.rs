@@ -60,7 +60,7 @@ fn host_call() -> impl Strategy<Value = Event> {
 
 fn snapshot() -> impl Strategy<Value = NativeSnapshot> {
     (
-        prop_oneof![Just(Arch::X86_64), Just(Arch::Aarch64)],
+        prop_oneof![Just(Arch::X86_64), Just(Arch::Aarch64), Just(Arch::Riscv64), Just(Arch::S390x)],
         prop_oneof![
             Just(Signal::Segv),
             Just(Signal::Ill),

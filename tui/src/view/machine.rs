@@ -14,13 +14,16 @@ use super::{Styles, centered, hex_line, pane_block};
 use crate::app::{App, Pane, ReplayState};
 use crate::worker::Writer;
 
-/// The set flags of a snapshot's flags register, by name.
+/// The set flags of a snapshot's flags register, by name; s390x's condition code.
 pub(crate) fn decode_flags(arch: Arch, flags: u64) -> String {
     let bits: &[(u32, &str)] = match arch {
         Arch::X86_64 => {
             &[(11, "OF"), (10, "DF"), (9, "IF"), (7, "SF"), (6, "ZF"), (4, "AF"), (2, "PF"), (0, "CF")]
         }
         Arch::Aarch64 => &[(31, "N"), (30, "Z"), (29, "C"), (28, "V")],
+        // PSW bits 18–19, counted from the most significant.
+        Arch::S390x => return format!("cc {}", (flags >> 44) & 3),
+        Arch::Riscv64 => &[],
     };
     let set: Vec<&str> = bits.iter().filter(|(bit, _)| flags & (1 << bit) != 0).map(|(_, n)| *n).collect();
     if set.is_empty() { "none".into() } else { set.join(" ") }
@@ -121,22 +124,21 @@ fn snapshot_lines(
         s.fp,
         s.wasm_pc.map(|p| format!("  (Wasm PC {p:#x})")).unwrap_or_default()
     )));
-    lines.push(Line::raw(format!("{flags_name} {:#x}  [{}]", s.flags, decode_flags(s.arch, s.flags))));
+    if !flags_name.is_empty() {
+        lines.push(Line::raw(format!("{flags_name} {:#x}  [{}]", s.flags, decode_flags(s.arch, s.flags))));
+    }
     let before: Vec<(String, RegisterValue)> = previous.map(NativeSnapshot::registers).unwrap_or_default();
     let cell = 27;
     let per_row = (width / cell).max(1);
     let mut row: Vec<Span<'static>> = Vec::new();
     for (name, value) in s.registers() {
-        let vector = matches!(value, RegisterValue::U128(_));
+        let vector = value.is_vector();
         if vector && !app.vectors {
             continue;
         }
         let changed = before.iter().any(|(n, v)| *n == name && *v != value);
         let mark = if changed { "*" } else { " " };
-        let text = match value {
-            RegisterValue::U64(v) => format!("{mark}{name:>6} {v:#018x}"),
-            RegisterValue::U128(v) => format!("{mark}{name:>6} {v:#034x}"),
-        };
+        let text = format!("{mark}{name:>6} {value}");
         let style = if changed { styles.changed() } else { Style::new() };
         let text = if vector { text } else { format!("{text:<cell$}") };
         if (vector || row.len() >= per_row) && !row.is_empty() {

@@ -1,0 +1,368 @@
+//! s390x Linux, register-only strategy. The signal handler stashes the PSW, r2 and r15 in
+//! the thread's slot and points the context at a stub; the stub saves every register — r0–r15,
+//! the access registers a0–a15, the FPC and f0–f15, or in its vector variant v0–v31 (whose
+//! left halves are f0–f15) — calls [`deliver`] in ordinary context with a pointer to what it
+//! saved, and restores it all. The vector variant runs only when `AT_HWCAP` says the CPU has
+//! the vector facility, and the capture says whether vector state was present.
+//!
+//! Two things differ from the other architectures. A program check for an illegal instruction
+//! reports the PSW *after* the instruction; Wasm traps are the two-byte `0x0000`, so a
+//! `SIGILL` whose two bytes before the PSW address are zero is taken as a fault of that
+//! instruction, and any other `SIGILL` or `SIGFPE` (whose length is unknown) is declined. And
+//! the stub ends with the same two-byte illegal instruction at a known address: the handler
+//! answers that fault by restoring the PSW (with its condition code), r2 and r15, the address
+//! pointing back at the faulting instruction, which faults again and is declined, so Wasmtime
+//! handles it as usual.
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use libc::{c_int, c_void, siginfo_t, ucontext_t};
+
+use crate::{Capture, RawRegisters, S390xVector};
+
+const IDLE: u32 = 0;
+const CAPTURING: u32 = 1;
+const DELIVERED: u32 = 2;
+
+/// `HWCAP_S390_VXRS`: the vector facility, with the kernel saving its registers.
+const HWCAP_VECTOR: u64 = 1 << 11;
+
+/// The trap instruction's length: Cranelift's traps are the two-byte `0x0000`.
+const TRAP_LEN: u64 = 2;
+
+/// Where the stub keeps what it saved, from its stack pointer, past the 160-byte register save
+/// area the ABI reserves for callees: r0–r15, a0–a15, the FPC, f0–f15 and v0–v31.
+mod area {
+    pub(super) const R: usize = 160;
+    pub(super) const A: usize = 288;
+    pub(super) const FPC: usize = 352;
+    pub(super) const F: usize = 368;
+    pub(super) const V: usize = 496;
+}
+/// The size of the stub's frame (the `1008` in its text).
+const FRAME: usize = 1008;
+const _: () = assert!(area::V + 32 * 16 == FRAME);
+
+/// Per-thread state shared by the signal handler, the stub and [`deliver`]. The stub reads
+/// `r15` (offset 24) for its back chain.
+#[repr(C)]
+pub(crate) struct Slot {
+    /// The faulting instruction.
+    pc: u64,
+    psw_mask: u64,
+    r2: u64,
+    r15: u64,
+    state: AtomicU32,
+    signal: c_int,
+    si_code: c_int,
+    fault_address: u64,
+    ranges: Vec<(usize, usize)>,
+    stack: (u64, u64),
+    callback: Box<dyn FnMut(&Capture)>,
+    /// Whether the CPU has the vector facility: which stub variant runs.
+    vector: bool,
+}
+
+const _: () = assert!(std::mem::offset_of!(Slot, r15) == 24);
+
+thread_local! {
+    /// This thread's slot while armed (see the x86_64 module for why a `const` `Cell`).
+    static SLOT: Cell<*mut Slot> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Whether this CPU has the vector facility, as the kernel reports it.
+pub(crate) fn has_vector() -> bool {
+    // SAFETY: getauxval only reads the process's auxiliary vector.
+    let hwcap = unsafe { libc::getauxval(libc::AT_HWCAP) };
+    hwcap & HWCAP_VECTOR != 0
+}
+
+/// Arms capture on this thread; see [`crate::arm`].
+pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)>) -> (*mut Slot, u64) {
+    crate::publish(
+        &SLOT,
+        Box::new(Slot {
+            pc: 0,
+            psw_mask: 0,
+            r2: 0,
+            r15: 0,
+            state: AtomicU32::new(IDLE),
+            signal: 0,
+            si_code: 0,
+            fault_address: 0,
+            ranges,
+            stack: crate::thread_stack(),
+            callback,
+            vector: has_vector(),
+        }),
+    )
+}
+
+/// Disarms this thread if `slot` and `arming` are still its own, and frees the slot.
+pub(crate) fn disarm(slot: *mut Slot, arming: u64) {
+    drop(crate::unpublish(&SLOT, slot, arming));
+}
+
+/// The address of the instruction that raised `signum` with the PSW at `psw_addr`, when it
+/// is one this module can resume: a memory fault's own address, or the two-byte trap before
+/// an illegal-instruction PSW; `None` otherwise. Reads code only inside `ranges`.
+fn faulting_instruction(signum: c_int, psw_addr: u64, ranges: &[(usize, usize)]) -> Option<u64> {
+    match signum {
+        libc::SIGSEGV | libc::SIGBUS => Some(psw_addr),
+        libc::SIGILL => {
+            let start = psw_addr.checked_sub(TRAP_LEN)?;
+            let ours = start == RESUME as usize as u64 || start == RESUME_VECTOR as usize as u64;
+            let armed = crate::in_ranges(ranges, start) && crate::in_ranges(ranges, start + 1);
+            if !(ours || armed) {
+                return None;
+            }
+            // SAFETY: the two bytes lie in armed code or in the stub, both mapped and readable.
+            let halfword = unsafe { (start as *const u16).read_unaligned() };
+            (halfword == 0).then_some(start)
+        }
+        _ => None,
+    }
+}
+
+/// The signal-handler half; see the module documentation and [`crate::handle_signal`].
+///
+/// # Safety
+/// Must be called from a signal handler with the `siginfo_t` and `ucontext_t` the kernel
+/// passed for this signal on this thread.
+pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut c_void) -> bool {
+    let slot = SLOT.with(Cell::get);
+    if slot.is_null() || info.is_null() || context.is_null() {
+        return false;
+    }
+    // SAFETY: `info` is the kernel's siginfo for this signal; `si_code` is a plain field.
+    let si_code = unsafe { (*info).si_code };
+    if !crate::raised_by_fault(si_code) {
+        return false;
+    }
+    // SAFETY: a published slot is live and owned by this thread. Until its state shows no
+    // capture under way, only the atomic `state` is touched: `deliver` may be using the rest.
+    if unsafe { &*std::ptr::addr_of!((*slot).state) }.load(Ordering::Relaxed) == CAPTURING {
+        return false;
+    }
+    // SAFETY: no capture is under way, so nothing else references the slot; the kernel passed
+    // a valid, writable ucontext.
+    let (slot, uc) = unsafe { (&mut *slot, &mut *context.cast::<ucontext_t>()) };
+    let mc = &mut uc.uc_mcontext;
+    let Some(pc) = faulting_instruction(signum, mc.psw.addr, &slot.ranges) else { return false };
+    if (pc == RESUME as usize as u64 || pc == RESUME_VECTOR as usize as u64)
+        && slot.state.load(Ordering::Relaxed) == DELIVERED
+    {
+        // The stub restored everything else; put back what the handler changed, with the
+        // PSW at the faulting instruction so that it runs again.
+        mc.psw.addr = slot.pc;
+        mc.psw.mask = slot.psw_mask;
+        mc.gregs[2] = slot.r2;
+        mc.gregs[15] = slot.r15;
+        return true;
+    }
+    if !crate::in_ranges(&slot.ranges, pc) {
+        return false;
+    }
+    if slot.state.load(Ordering::Relaxed) == DELIVERED && slot.pc == pc {
+        slot.state.store(IDLE, Ordering::Relaxed);
+        return false;
+    }
+    let sp = mc.gregs[15];
+    // The injected frame must fit on this thread's stack with room for the callback.
+    if !crate::has_room(sp, slot.stack) {
+        return false;
+    }
+    slot.pc = pc;
+    slot.psw_mask = mc.psw.mask;
+    slot.r2 = mc.gregs[2];
+    slot.r15 = sp;
+    slot.signal = signum;
+    slot.si_code = si_code;
+    // SAFETY: `info` is the kernel's siginfo for this signal.
+    slot.fault_address = unsafe { (*info).si_addr() } as u64;
+    slot.state.store(CAPTURING, Ordering::Relaxed);
+    // Room checked above: this cannot wrap. The ABI has no red zone; 256 bytes spare.
+    mc.gregs[15] = sp.wrapping_sub(256) & !7;
+    mc.psw.addr = if slot.vector { STUB_VECTOR as usize as u64 } else { STUB as usize as u64 };
+    mc.gregs[2] = std::ptr::from_mut(slot) as u64;
+    true
+}
+
+/// Reads what the stub saved at `offset` in its area.
+///
+/// # Safety
+/// `area` is the stub's save area, live for the call to [`deliver`], and `offset` within it.
+unsafe fn saved<T: Copy>(area: *const u8, offset: usize) -> T {
+    // SAFETY: per the contract.
+    unsafe { area.add(offset).cast::<T>().read_unaligned() }
+}
+
+/// Called by the stub in ordinary context, with the slot and the stub's save area.
+extern "C" fn deliver(slot: *mut Slot, area: *const u8) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let capture = {
+            // SAFETY: the stub passes the slot the handler put in r2, live while armed. During
+            // the capture a nested signal only reads `state`, so a shared reference is sound.
+            let slot = unsafe { &*slot };
+            // SAFETY: the stub saved r0–r15, a0–a15, the FPC and, by its variant, f0–f15 or
+            // v0–v31 at the offsets of `area`.
+            let (mut r, a, fpc, f, vector) = unsafe {
+                let r: [u64; 16] = saved(area, area::R);
+                let a: [u32; 16] = saved(area, area::A);
+                let fpc: u32 = saved(area, area::FPC);
+                if slot.vector {
+                    let bytes: [[u8; 16]; 32] = saved(area, area::V);
+                    let v = bytes.map(u128::from_be_bytes);
+                    let f = std::array::from_fn(|i| (v[i] >> 64) as u64);
+                    (r, a, fpc, f, Some(S390xVector { v }))
+                } else {
+                    (r, a, fpc, saved(area, area::F), None)
+                }
+            };
+            r[2] = slot.r2;
+            r[15] = slot.r15;
+            Capture {
+                signal: slot.signal,
+                si_code: slot.si_code,
+                fault_address: slot.fault_address,
+                registers: RawRegisters::S390x {
+                    r,
+                    psw_mask: slot.psw_mask,
+                    psw_addr: slot.pc,
+                    a,
+                    fpc,
+                    f,
+                    vector,
+                },
+                frames: walk_back_chain(slot.pc, slot.r15, &slot.ranges, slot.stack),
+            }
+        };
+        // SAFETY: as above; only the callback field is borrowed mutably, which a nested signal
+        // never touches.
+        let callback = unsafe { &mut *std::ptr::addr_of_mut!((*slot).callback) };
+        callback(&capture);
+    }));
+    // SAFETY: as above.
+    unsafe { (*slot).state.store(DELIVERED, Ordering::Relaxed) };
+}
+
+/// The Wasm call stack from the back chain Cranelift keeps on s390x: the word at the stack
+/// pointer is the caller's stack pointer (what Wasmtime's unwinder calls the FP), and a
+/// caller's return address is in slot 14 of the register save area there. The walk is
+/// [`crate::walk_frames`] from that first back-chain word, with the return address 112 bytes
+/// into each record.
+fn walk_back_chain(pc: u64, sp: u64, ranges: &[(usize, usize)], stack: (u64, u64)) -> Vec<(u64, u64)> {
+    let (low, high) = stack;
+    if sp < low || sp.saturating_add(8) > high || !sp.is_multiple_of(8) {
+        return vec![(pc, 0)];
+    }
+    // SAFETY: `sp` lies within this thread's stack (checked above), mapped and readable.
+    let fp = unsafe { *(sp as *const u64) };
+    crate::walk_frames(pc, fp, sp, ranges, stack, 8, 112)
+}
+
+unsafe extern "C" {
+    #[link_name = "wtrace_inject_stub_s390x"]
+    fn stub_symbol();
+    #[link_name = "wtrace_inject_stub_s390x_resume"]
+    fn resume_symbol();
+    #[link_name = "wtrace_inject_stub_s390xv"]
+    fn stub_vector_symbol();
+    #[link_name = "wtrace_inject_stub_s390xv_resume"]
+    fn resume_vector_symbol();
+}
+
+const STUB: unsafe extern "C" fn() = stub_symbol;
+const RESUME: unsafe extern "C" fn() = resume_symbol;
+const STUB_VECTOR: unsafe extern "C" fn() = stub_vector_symbol;
+const RESUME_VECTOR: unsafe extern "C" fn() = resume_vector_symbol;
+
+// The two stubs, one text with the floating-point part chosen. On entry: r15 8-aligned, 256
+// bytes below the interrupted r15; r2 = slot; every other register as interrupted. `lay`
+// moves the stack pointer without touching the condition code. The word at the new stack
+// pointer is a back chain to the interrupted frame, so a back-chain unwinder in the callback
+// reaches the Wasm frames.
+macro_rules! stub {
+    ($name:literal, [$($save_fp:literal),*], [$($restore_fp:literal),*]) => {
+        std::arch::global_asm!(
+            concat!(".pushsection .text.", $name, ",\"ax\",@progbits"),
+            ".p2align 4",
+            concat!(".globl ", $name),
+            concat!(".hidden ", $name),
+            concat!(".type ", $name, ",@function"),
+            concat!($name, ":"),
+            ".machine push",
+            ".machine z13",
+            "lay %r15, -1008(%r15)",
+            "stmg %r0, %r15, 160(%r15)",
+            "stam %a0, %a15, 288(%r15)",
+            "stfpc 352(%r15)",
+            $($save_fp,)*
+            "lg %r1, 24(%r2)",
+            "stg %r1, 0(%r15)",
+            "la %r3, 0(%r15)",
+            "brasl %r14, {deliver}",
+            $($restore_fp,)*
+            "lfpc 352(%r15)",
+            "lam %a0, %a15, 288(%r15)",
+            "lmg %r0, %r15, 160(%r15)",
+            // The handler takes this fault and resumes the interrupted code.
+            concat!(".globl ", $name, "_resume"),
+            concat!(".hidden ", $name, "_resume"),
+            concat!($name, "_resume:"),
+            ".short 0",
+            ".machine pop",
+            concat!(".size ", $name, ", . - ", $name),
+            ".popsection",
+            deliver = sym deliver,
+        );
+    };
+}
+
+stub!(
+    "wtrace_inject_stub_s390x",
+    [
+        "std %f0, 368(%r15)",
+        "std %f1, 376(%r15)",
+        "std %f2, 384(%r15)",
+        "std %f3, 392(%r15)",
+        "std %f4, 400(%r15)",
+        "std %f5, 408(%r15)",
+        "std %f6, 416(%r15)",
+        "std %f7, 424(%r15)",
+        "std %f8, 432(%r15)",
+        "std %f9, 440(%r15)",
+        "std %f10, 448(%r15)",
+        "std %f11, 456(%r15)",
+        "std %f12, 464(%r15)",
+        "std %f13, 472(%r15)",
+        "std %f14, 480(%r15)",
+        "std %f15, 488(%r15)"
+    ],
+    [
+        "ld %f0, 368(%r15)",
+        "ld %f1, 376(%r15)",
+        "ld %f2, 384(%r15)",
+        "ld %f3, 392(%r15)",
+        "ld %f4, 400(%r15)",
+        "ld %f5, 408(%r15)",
+        "ld %f6, 416(%r15)",
+        "ld %f7, 424(%r15)",
+        "ld %f8, 432(%r15)",
+        "ld %f9, 440(%r15)",
+        "ld %f10, 448(%r15)",
+        "ld %f11, 456(%r15)",
+        "ld %f12, 464(%r15)",
+        "ld %f13, 472(%r15)",
+        "ld %f14, 480(%r15)",
+        "ld %f15, 488(%r15)"
+    ]
+);
+
+stub!(
+    "wtrace_inject_stub_s390xv",
+    ["vstm %v0, %v15, 496(%r15)", "vstm %v16, %v31, 752(%r15)"],
+    ["vlm %v0, %v15, 496(%r15)", "vlm %v16, %v31, 752(%r15)"]
+);
