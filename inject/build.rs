@@ -8,7 +8,9 @@ fn main() {
     let (os, arch) = (var("CARGO_CFG_TARGET_OS"), var("CARGO_CFG_TARGET_ARCH"));
     let supported = matches!(
         (os.as_str(), arch.as_str()),
-        ("linux", "x86_64" | "aarch64" | "riscv64" | "s390x") | ("macos", "x86_64" | "aarch64")
+        ("linux", "x86_64" | "aarch64" | "riscv64" | "s390x")
+            | ("macos", "x86_64" | "aarch64")
+            | ("windows", "x86_64")
     );
     if supported {
         println!("cargo::rustc-cfg=wtrace_inject");

@@ -1,6 +1,7 @@
-# Sourced by the test and cross-build scripts: how cargo links and runs each Linux target that
-# is not this machine's, with Debian's cross gccs and qemu-user. The runners take a `-cpu`
-# option where a test needs a particular CPU (with or without vector registers).
+# Sourced by the test and cross-build scripts: how cargo links and runs each target that is not
+# this machine's, with Debian's cross gccs and qemu-user (Linux) or mingw and Wine (Windows).
+# The qemu runners take a `-cpu` option where a test needs a particular CPU (with or without
+# vector registers).
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
@@ -12,3 +13,5 @@ export CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_LINKER=s390x-linux-gnu-gcc
 export S390X_RUNNER="qemu-s390x -L /usr/s390x-linux-gnu"
 export CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUNNER="$S390X_RUNNER"
 export CC_s390x_unknown_linux_gnu=s390x-linux-gnu-gcc
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine

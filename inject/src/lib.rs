@@ -30,6 +30,8 @@ mod linux_x86_64;
 mod linux_x86_64_tests;
 #[cfg(all(test, target_os = "linux"))]
 mod test_harness;
+#[cfg(all(test, any(target_os = "linux", windows)))]
+mod test_patterns;
 #[cfg(all(target_arch = "x86_64", any(target_os = "linux", target_vendor = "apple")))]
 mod x86_64_push;
 
@@ -41,6 +43,11 @@ mod linux_riscv64_tests;
 mod linux_s390x;
 #[cfg(all(test, target_os = "linux", target_arch = "s390x"))]
 mod linux_s390x_tests;
+
+#[cfg(all(windows, target_arch = "x86_64"))]
+mod windows_x86_64;
+#[cfg(all(test, windows, target_arch = "x86_64"))]
+mod windows_x86_64_tests;
 
 #[cfg(target_os = "macos")]
 mod macos;
@@ -55,9 +62,11 @@ use linux_s390x as platform;
 use linux_x86_64 as platform;
 #[cfg(target_os = "macos")]
 use macos as platform;
+#[cfg(all(windows, target_arch = "x86_64"))]
+use windows_x86_64 as platform;
 
 /// Whether this build can capture (an architecture and OS with a stub that has run).
-const SUPPORTED: bool = cfg!(all(target_os = "linux", wtrace_inject));
+const SUPPORTED: bool = cfg!(all(wtrace_inject, not(target_os = "macos")));
 
 /// The vector state of a riscv64 hart with the V extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,10 +275,10 @@ pub fn arm_with(
         let (slot, arming) = platform::arm(ranges, callback, strategy);
         Ok(Armed { slot, arming })
     }
-    #[cfg(all(target_os = "linux", any(target_arch = "riscv64", target_arch = "s390x")))]
+    #[cfg(any(all(target_os = "linux", any(target_arch = "riscv64", target_arch = "s390x")), windows))]
     {
         // The stack push exists for the Mach exception thread of macOS, which these
-        // architectures never meet.
+        // platforms never meet.
         if strategy != Strategy::RegisterOnly {
             return Err(Unsupported);
         }
@@ -297,12 +306,13 @@ pub fn arm_with(
 /// # Safety
 /// Must be called from a signal handler on the thread that received the signal, with the
 /// `siginfo_t` and `ucontext_t` pointers the kernel passed.
+#[cfg(unix)]
 pub unsafe fn handle_signal(
     signum: libc::c_int,
     info: *const libc::siginfo_t,
     context: *mut libc::c_void,
 ) -> bool {
-    #[cfg(wtrace_inject)]
+    #[cfg(all(wtrace_inject, unix))]
     {
         // SAFETY: forwarded from this function's own contract.
         unsafe { platform::handle(signum, info, context) }
@@ -310,6 +320,30 @@ pub unsafe fn handle_signal(
     #[cfg(not(wtrace_inject))]
     {
         let _ = (signum, info, context);
+        false
+    }
+}
+
+/// The exception-handler entry on Windows: call it first from a vectored exception handler
+/// (Wasmtime's per-store hook, `wasmtime::windows::StoreExt::set_signal_handler`). Returns
+/// `true` when the exception was taken (continue execution at once), `false` when it is not
+/// ours, as [`handle_signal`] does on Unix.
+///
+/// # Safety
+/// Must be called from a vectored exception handler on the faulting thread, with the
+/// `EXCEPTION_POINTERS` Windows passed.
+#[cfg(windows)]
+pub unsafe fn handle_exception(
+    pointers: *mut windows_sys::Win32::System::Diagnostics::Debug::EXCEPTION_POINTERS,
+) -> bool {
+    #[cfg(wtrace_inject)]
+    {
+        // SAFETY: forwarded from this function's own contract.
+        unsafe { platform::handle(pointers) }
+    }
+    #[cfg(not(wtrace_inject))]
+    {
+        let _ = pointers;
         false
     }
 }
@@ -449,6 +483,17 @@ fn thread_stack() -> (u64, u64) {
         (libc::pthread_get_stackaddr_np(thread) as u64, libc::pthread_get_stacksize_np(thread) as u64)
     };
     (top.saturating_sub(size), top)
+}
+
+/// The calling thread's stack bounds.
+#[cfg(windows)]
+fn thread_stack() -> (u64, u64) {
+    let (mut low, mut high) = (0usize, 0usize);
+    // SAFETY: writes the calling thread's stack limits into the two locals.
+    unsafe {
+        windows_sys::Win32::System::Threading::GetCurrentThreadStackLimits(&raw mut low, &raw mut high);
+    };
+    (low as u64, high as u64)
 }
 
 /// The calling thread's stack bounds, `(0, 0)` when unknown (a frame walk then stops at once).

@@ -5,11 +5,12 @@
 //! saved, and restores it all. The vector variant runs only when `AT_HWCAP` says the CPU has
 //! the vector facility, and the capture says whether vector state was present.
 //!
-//! Two things differ from the other architectures. A program check for an illegal instruction
-//! reports the PSW *after* the instruction; Wasm traps are the two-byte `0x0000`, so a
-//! `SIGILL` whose two bytes before the PSW address are zero is taken as a fault of that
-//! instruction, and any other `SIGILL` or `SIGFPE` (whose length is unknown) is declined. And
-//! the stub ends with the same two-byte illegal instruction at a known address: the handler
+//! Two things differ from the other architectures. An illegal instruction, a divide exception
+//! and a compare-and-trap report the PSW *after* the instruction, whose length the PSW does
+//! not give; the handler recognises the trapping instructions Cranelift emits (the two-byte
+//! `0x0000`, the divides, the compare-and-traps) in the bytes before the PSW and declines any
+//! other `SIGILL` or `SIGFPE` ([`faulting_instruction`]). And the stub ends with the two-byte
+//! illegal instruction at a known address: the handler
 //! answers that fault by restoring the PSW (with its condition code), r2 and r15, the address
 //! pointing back at the faulting instruction, which faults again and is declined, so Wasmtime
 //! handles it as usual.
@@ -105,25 +106,64 @@ pub(crate) fn disarm(slot: *mut Slot, arming: u64) {
     drop(crate::unpublish(&SLOT, slot, arming));
 }
 
+/// The RRE and RRF opcodes of the four-byte instructions Cranelift emits that trap: the
+/// divides (a fixed-point divide exception) and the register compare-and-traps.
+const TRAPPING_RRE: [u8; 8] = [0x0d, 0x1d, 0x87, 0x97, 0x60, 0x61, 0x72, 0x73];
+/// The last opcode byte of the six-byte immediate compare-and-traps (RIE, first byte `0xec`).
+const TRAPPING_RIE: [u8; 4] = [0x70, 0x71, 0x72, 0x73];
+/// `DXC` 0xff in the FPC: the data exception of a compare-and-trap.
+const DXC_COMPARE_AND_TRAP: u32 = 0xff << 8;
+
 /// The address of the instruction that raised `signum` with the PSW at `psw_addr`, when it
-/// is one this module can resume: a memory fault's own address, or the two-byte trap before
-/// an illegal-instruction PSW; `None` otherwise. Reads code only inside `ranges`.
+/// is one this module can resume: a memory fault's own address; for the exceptions that
+/// report the PSW after the instruction (`SIGILL`, `SIGFPE`), the start of the trapping
+/// instruction Cranelift emitted there — the two-byte trap, a divide, or a compare-and-trap —
+/// which the bytes before the PSW tell apart; `None` otherwise. Reads code only inside
+/// `ranges` or the stubs.
 fn faulting_instruction(signum: c_int, psw_addr: u64, ranges: &[(usize, usize)]) -> Option<u64> {
-    match signum {
-        libc::SIGSEGV | libc::SIGBUS => Some(psw_addr),
-        libc::SIGILL => {
-            let start = psw_addr.checked_sub(TRAP_LEN)?;
-            let ours = start == RESUME as usize as u64 || start == RESUME_VECTOR as usize as u64;
-            let armed = crate::in_ranges(ranges, start) && crate::in_ranges(ranges, start + 1);
-            if !(ours || armed) {
-                return None;
-            }
-            // SAFETY: the two bytes lie in armed code or in the stub, both mapped and readable.
-            let halfword = unsafe { (start as *const u16).read_unaligned() };
-            (halfword == 0).then_some(start)
+    if matches!(signum, libc::SIGSEGV | libc::SIGBUS) {
+        return Some(psw_addr);
+    }
+    if !matches!(signum, libc::SIGILL | libc::SIGFPE) {
+        return None;
+    }
+    let ours = |start: u64| start == RESUME as usize as u64 || start == RESUME_VECTOR as usize as u64;
+    // The bytes `[start, psw_addr)`, when they lie in armed code or are a stub's final trap.
+    let bytes = |len: u64| -> Option<(u64, [u8; 6])> {
+        let start = psw_addr.checked_sub(len)?;
+        let armed = crate::in_ranges(ranges, start) && crate::in_ranges(ranges, psw_addr - 1);
+        if !(armed || (ours(start) && len == TRAP_LEN)) {
+            return None;
         }
+        let mut out = [0u8; 6];
+        for (i, byte) in out.iter_mut().take(len as usize).enumerate() {
+            // SAFETY: the byte lies in armed code or in the stub, both mapped and readable.
+            *byte = unsafe { ((start + i as u64) as *const u8).read() };
+        }
+        Some((start, out))
+    };
+    if signum == libc::SIGILL
+        && let Some((start, [0, 0, ..])) = bytes(TRAP_LEN)
+    {
+        return Some(start);
+    }
+    if let Some((start, [0xb9, op, ..])) = bytes(4)
+        && TRAPPING_RRE.contains(&op)
+    {
+        return Some(start);
+    }
+    match bytes(6) {
+        Some((start, [0xec, _, _, _, _, op])) if TRAPPING_RIE.contains(&op) => Some(start),
         _ => None,
     }
+}
+
+/// Whether the signal was raised by the instruction before the PSW rather than sent by a
+/// process. The kernel reports a compare-and-trap as `SIGFPE` with `si_code` 0, the same code
+/// `kill` gives; the data-exception code the hardware leaves in the FPC tells them apart.
+pub(crate) fn raised_by_fault(signum: c_int, si_code: c_int, fpc: u32) -> bool {
+    crate::raised_by_fault(si_code)
+        || (signum == libc::SIGFPE && si_code == 0 && fpc & 0xff00 == DXC_COMPARE_AND_TRAP)
 }
 
 /// The signal-handler half; see the module documentation and [`crate::handle_signal`].
@@ -136,9 +176,10 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     if slot.is_null() || info.is_null() || context.is_null() {
         return false;
     }
-    // SAFETY: `info` is the kernel's siginfo for this signal; `si_code` is a plain field.
-    let si_code = unsafe { (*info).si_code };
-    if !crate::raised_by_fault(si_code) {
+    // SAFETY: `info` is the kernel's siginfo for this signal and `context` its ucontext; both
+    // fields read are plain data.
+    let (si_code, fpc) = unsafe { ((*info).si_code, (*context.cast::<ucontext_t>()).uc_mcontext.fpregs.fpc) };
+    if !raised_by_fault(signum, si_code, fpc) {
         return false;
     }
     // SAFETY: a published slot is live and owned by this thread. Until its state shows no

@@ -197,6 +197,86 @@ fault_function!(
     ]
 );
 fault_function!(
+    "divide",
+    "dsgr %r2, %r4",
+    [
+        "ld %f0, 200(%r2)",
+        "ld %f1, 208(%r2)",
+        "ld %f2, 216(%r2)",
+        "ld %f3, 224(%r2)",
+        "ld %f4, 232(%r2)",
+        "ld %f5, 240(%r2)",
+        "ld %f6, 248(%r2)",
+        "ld %f7, 256(%r2)",
+        "ld %f8, 264(%r2)",
+        "ld %f9, 272(%r2)",
+        "ld %f10, 280(%r2)",
+        "ld %f11, 288(%r2)",
+        "ld %f12, 296(%r2)",
+        "ld %f13, 304(%r2)",
+        "ld %f14, 312(%r2)",
+        "ld %f15, 320(%r2)"
+    ],
+    [
+        "std %f0, 200(%r1)",
+        "std %f1, 208(%r1)",
+        "std %f2, 216(%r1)",
+        "std %f3, 224(%r1)",
+        "std %f4, 232(%r1)",
+        "std %f5, 240(%r1)",
+        "std %f6, 248(%r1)",
+        "std %f7, 256(%r1)",
+        "std %f8, 264(%r1)",
+        "std %f9, 272(%r1)",
+        "std %f10, 280(%r1)",
+        "std %f11, 288(%r1)",
+        "std %f12, 296(%r1)",
+        "std %f13, 304(%r1)",
+        "std %f14, 312(%r1)",
+        "std %f15, 320(%r1)"
+    ]
+);
+fault_function!(
+    "compare_and_trap",
+    "cgrte %r5, %r5",
+    [
+        "ld %f0, 200(%r2)",
+        "ld %f1, 208(%r2)",
+        "ld %f2, 216(%r2)",
+        "ld %f3, 224(%r2)",
+        "ld %f4, 232(%r2)",
+        "ld %f5, 240(%r2)",
+        "ld %f6, 248(%r2)",
+        "ld %f7, 256(%r2)",
+        "ld %f8, 264(%r2)",
+        "ld %f9, 272(%r2)",
+        "ld %f10, 280(%r2)",
+        "ld %f11, 288(%r2)",
+        "ld %f12, 296(%r2)",
+        "ld %f13, 304(%r2)",
+        "ld %f14, 312(%r2)",
+        "ld %f15, 320(%r2)"
+    ],
+    [
+        "std %f0, 200(%r1)",
+        "std %f1, 208(%r1)",
+        "std %f2, 216(%r1)",
+        "std %f3, 224(%r1)",
+        "std %f4, 232(%r1)",
+        "std %f5, 240(%r1)",
+        "std %f6, 248(%r1)",
+        "std %f7, 256(%r1)",
+        "std %f8, 264(%r1)",
+        "std %f9, 272(%r1)",
+        "std %f10, 280(%r1)",
+        "std %f11, 288(%r1)",
+        "std %f12, 296(%r1)",
+        "std %f13, 304(%r1)",
+        "std %f14, 312(%r1)",
+        "std %f15, 320(%r1)"
+    ]
+);
+fault_function!(
     "trap_vector",
     ".short 0",
     ["vlm %v0, %v15, 336(%r2)", "vlm %v16, %v31, 592(%r2)"],
@@ -212,6 +292,14 @@ unsafe extern "C" {
     fn wtrace_test_load_fault();
     fn wtrace_test_load_resume();
     fn wtrace_test_load_end();
+    fn wtrace_test_divide(patterns: *const Regs, results: *mut Regs);
+    fn wtrace_test_divide_fault();
+    fn wtrace_test_divide_resume();
+    fn wtrace_test_divide_end();
+    fn wtrace_test_compare_and_trap(patterns: *const Regs, results: *mut Regs);
+    fn wtrace_test_compare_and_trap_fault();
+    fn wtrace_test_compare_and_trap_resume();
+    fn wtrace_test_compare_and_trap_end();
     fn wtrace_test_trap_vector(patterns: *const Regs, results: *mut Regs);
     fn wtrace_test_trap_vector_fault();
     fn wtrace_test_trap_vector_resume();
@@ -220,7 +308,8 @@ unsafe extern "C" {
 
 type TestFn = unsafe extern "C" fn(*const Regs, *mut Regs);
 
-/// A test function and its labels, and whether it loads the vector registers.
+/// A test function and its labels, whether it loads the vector registers, and the data
+/// exception code its fault leaves in the FPC.
 #[derive(Clone, Copy)]
 struct Site {
     function: TestFn,
@@ -228,6 +317,7 @@ struct Site {
     resume: unsafe extern "C" fn(),
     end: unsafe extern "C" fn(),
     vector: bool,
+    dxc: u32,
 }
 
 const TRAP: Site = Site {
@@ -236,6 +326,7 @@ const TRAP: Site = Site {
     resume: wtrace_test_trap_resume,
     end: wtrace_test_trap_end,
     vector: false,
+    dxc: 0,
 };
 const LOAD: Site = Site {
     function: wtrace_test_load,
@@ -243,6 +334,23 @@ const LOAD: Site = Site {
     resume: wtrace_test_load_resume,
     end: wtrace_test_load_end,
     vector: false,
+    dxc: 0,
+};
+const DIVIDE: Site = Site {
+    function: wtrace_test_divide,
+    fault: wtrace_test_divide_fault,
+    resume: wtrace_test_divide_resume,
+    end: wtrace_test_divide_end,
+    vector: false,
+    dxc: 0,
+};
+const COMPARE_AND_TRAP: Site = Site {
+    function: wtrace_test_compare_and_trap,
+    fault: wtrace_test_compare_and_trap_fault,
+    resume: wtrace_test_compare_and_trap_resume,
+    end: wtrace_test_compare_and_trap_end,
+    vector: false,
+    dxc: 0xff,
 };
 const TRAP_VECTOR: Site = Site {
     function: wtrace_test_trap_vector,
@@ -250,6 +358,7 @@ const TRAP_VECTOR: Site = Site {
     resume: wtrace_test_trap_vector_resume,
     end: wtrace_test_trap_vector_end,
     vector: true,
+    dxc: 0,
 };
 
 /// a0 and a1, which the test functions leave as they are.
@@ -305,7 +414,7 @@ fn disturb(vector: bool) {
     }
 }
 
-fn check(name: &str, site: Site, input: &Regs, signal: c_int) -> Capture {
+fn check(name: &str, site: Site, input: &Regs, signals: &[c_int]) -> Capture {
     let vector = crate::linux_s390x::has_vector();
     let _serial = prepare(site.fault, site.resume);
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
@@ -329,7 +438,7 @@ fn check(name: &str, site: Site, input: &Regs, signal: c_int) -> Capture {
     let captures = seen.borrow().clone();
     assert_eq!(captures.len(), 1, "{name}: exactly one capture");
     let capture = captures[0].clone();
-    assert_eq!(capture.signal, signal, "{name}");
+    assert!(signals.contains(&capture.signal), "{name}: signal {}", capture.signal);
     let sp = SAVED_SP.load(Ordering::SeqCst);
     let RawRegisters::S390x { r, psw_mask, psw_addr, a, fpc, f, vector: seen_vector } = &capture.registers
     else {
@@ -341,11 +450,13 @@ fn check(name: &str, site: Site, input: &Regs, signal: c_int) -> Capture {
     assert_eq!((psw_mask >> 44) & 3, CONDITION_CODE, "{name}: callback saw the condition code");
     assert_eq!(*r, expected, "{name}: callback saw r0-r15");
     assert_eq!(*a, input.a, "{name}: callback saw a0-a15");
-    assert_eq!(*fpc, input.fpc, "{name}: callback saw the FPC");
+    // The exception writes its data exception code into the FPC.
+    let fpc_at_fault = input.fpc | site.dxc << 8;
+    assert_eq!(*fpc, fpc_at_fault, "{name}: callback saw the FPC");
     assert_eq!(*f, input.f, "{name}: callback saw f0-f15");
     assert_eq!(output.r, expected, "{name}: r0-r15 after resuming");
     assert_eq!(output.a, input.a, "{name}: a0-a15 after resuming");
-    assert_eq!(output.fpc, input.fpc, "{name}: FPC after resuming");
+    assert_eq!(output.fpc, fpc_at_fault, "{name}: FPC after resuming");
     assert_eq!((output.ipm >> 28) & 3, CONDITION_CODE, "{name}: condition code after resuming");
     if site.vector {
         assert_eq!(output.v, input.v, "{name}: v0-v31 after resuming");
@@ -364,7 +475,7 @@ fn check(name: &str, site: Site, input: &Regs, signal: c_int) -> Capture {
 #[test]
 fn trap_round_trip() {
     for seed in [0x9e37_79b9_7f4a_7c15, 0x2545_f491_4f6c_dd1d] {
-        check("trap", TRAP, &patterns(seed), libc::SIGILL);
+        check("trap", TRAP, &patterns(seed), &[libc::SIGILL]);
     }
 }
 
@@ -374,19 +485,52 @@ fn vector_state_round_trip() {
         // The run without the vector facility checks the variant without it (above).
         return;
     }
-    check("trap with vector registers", TRAP_VECTOR, &patterns(0x5851_f42d_4c95_7f2d), libc::SIGILL);
+    check("trap with vector registers", TRAP_VECTOR, &patterns(0x5851_f42d_4c95_7f2d), &[libc::SIGILL]);
 }
 
 #[test]
 fn bad_load_round_trip() {
     let mut input = patterns(0x1234_5678_9abc_def1);
     input.r[4] = 0x10;
-    let capture = check("load", LOAD, &input, libc::SIGSEGV);
+    let capture = check("load", LOAD, &input, &[libc::SIGSEGV]);
     // s390x reports the page of a translation exception, not the byte.
     assert_eq!(capture.fault_address & !0xfff, 0, "{:#x}", capture.fault_address);
 }
 
 #[test]
+fn divide_by_zero_round_trip() {
+    // A divide exception reports the PSW after the four-byte DSGR.
+    let mut input = patterns(0x0bad_cafe_f00d_0001);
+    input.r[4] = 0;
+    check("divide", DIVIDE, &input, &[libc::SIGFPE]);
+}
+
+#[test]
+fn compare_and_trap_round_trip() {
+    // Cranelift's stack-limit and bounds checks: a data exception, which the kernel reports as
+    // SIGFPE with si_code 0 and qemu-user as SIGILL, the PSW after the instruction either way.
+    check(
+        "compare and trap",
+        COMPARE_AND_TRAP,
+        &patterns(0x0bad_cafe_f00d_0002),
+        &[libc::SIGILL, libc::SIGFPE],
+    );
+}
+
+#[test]
 fn the_stack_push_is_not_offered_here() {
     assert!(arm_with(Vec::new(), Box::new(|_| {}), Strategy::StackPush).is_err());
+}
+
+#[test]
+fn a_sent_sigfpe_is_told_from_a_compare_and_trap() {
+    use crate::linux_s390x::raised_by_fault;
+    // The kernel's compare-and-trap: si_code 0, DXC 0xff in the FPC.
+    assert!(raised_by_fault(libc::SIGFPE, 0, 0x0008_ff01));
+    // kill(2), sigqueue(3): si_code 0 or below, no data exception.
+    assert!(!raised_by_fault(libc::SIGFPE, libc::SI_USER, 0x0008_0001));
+    assert!(!raised_by_fault(libc::SIGFPE, libc::SI_QUEUE, 0x0000_ff00));
+    assert!(!raised_by_fault(libc::SIGILL, libc::SI_USER, 0x0000_ff00));
+    // A divide exception: a positive si_code.
+    assert!(raised_by_fault(libc::SIGFPE, 1, 0));
 }

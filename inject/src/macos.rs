@@ -1,11 +1,16 @@
-//! macOS: the Mach exception glue for the stack-push strategy. Wasmtime registers its own
-//! thread-level exception port, so signals never reach a hook; instead the recording thread's
-//! exception port is pointed at wtrace's, served by one handler thread. For a fault in armed
-//! code the handler reads the faulting thread's state (`thread_get_state`), applies the
-//! stack-push strategy ([`crate::x86_64_push`]), writes the state back (`thread_set_state`),
-//! and gives the thread its previous ports back (Wasmtime's) before replying, so the fault
-//! the stub re-executes goes to Wasmtime. [`rearm`] points the thread at wtrace's port again
-//! for the next trap.
+//! macOS, x86_64 and aarch64 alike: the Mach exception glue for the stack-push strategy.
+//!
+//! One path on both architectures. The engine turns Wasmtime's own Mach exception ports off
+//! (`Config::macos_use_mach_ports(false)`), so Wasmtime takes faults as POSIX signals, as on
+//! Linux. While a thread is armed, wtrace points that thread's exception port at its own,
+//! served by one handler thread; a thread-level port sees a fault before the kernel turns it
+//! into a signal. For a fault in armed code the handler reads the faulting thread's state
+//! (`thread_get_state`), applies the stack-push strategy ([`crate::x86_64_push`],
+//! [`crate::aarch64_push`]), writes the state back (`thread_set_state`), and gives the thread
+//! its previous ports back before replying, so the fault the stub re-executes becomes a signal
+//! for Wasmtime. [`rearm`] points the thread at wtrace's port again for the next trap. The
+//! signal hook ([`handle`]) declines everything: on macOS a fault that reaches it was already
+//! captured.
 //!
 //! On aarch64 the pushed stub ends with a `udf` (see [`crate::aarch64_push`]): wtrace's port
 //! stays in place until that fault, which the handler answers by restoring PC, SP and X0 from
@@ -147,9 +152,6 @@ pub(crate) fn arm(
     ranges: Vec<(usize, usize)>,
     callback: Box<dyn FnMut(&Capture)>,
 ) -> Result<(*mut Slot, u64), Unsupported> {
-    if !cfg!(target_arch = "x86_64") {
-        return Err(Unsupported);
-    }
     let port = server_port().ok_or(Unsupported)?;
     // SAFETY: returns a send right to the calling thread.
     let thread = unsafe { mach_thread_self() };
@@ -217,7 +219,8 @@ pub(crate) fn rearm(slot: *mut Slot, arming: u64) {
     }
 }
 
-/// Signals are not how faults arrive on macOS: the Mach handler takes them.
+/// Signals are not how wtrace sees faults on macOS: the Mach handler took any fault that
+/// reaches Wasmtime's signal handler first, so the hook declines.
 ///
 /// # Safety
 /// None needed; the signature matches the Linux entry point.

@@ -1,7 +1,7 @@
-//! What the stub round-trip tests of every architecture share: one signal handler that hands
-//! a fault to call injection first and, for the planned second fault, resumes the test
+//! What the stub round-trip tests of every Linux architecture share: one signal handler that
+//! hands a fault to call injection first and, for the planned second fault, resumes the test
 //! function at its test-only resume label; the lock that serializes the test functions (they
-//! keep state in statics); and a pattern generator.
+//! keep state in statics); and the pattern generator of [`crate::test_patterns`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use libc::{c_int, c_void, siginfo_t, ucontext_t};
 
 use crate::handle_signal;
+pub(crate) use crate::test_patterns::Patterns;
 
 /// Where the test function faults, and where it resumes after the injected call.
 static FAULT_SITE: AtomicUsize = AtomicUsize::new(0);
@@ -46,9 +47,12 @@ extern "C" fn on_fault(signum: c_int, info: *mut siginfo_t, context: *mut c_void
     }
     // SAFETY: the kernel passed a valid ucontext for this signal.
     let pc = pc(unsafe { &mut *context.cast::<ucontext_t>() });
-    // s390x reports an illegal instruction with the PSW after its two bytes.
-    let site = if cfg!(target_arch = "s390x") && signum == libc::SIGILL { pc.wrapping_sub(2) } else { *pc };
-    if site as usize == FAULT_SITE.load(Ordering::SeqCst) {
+    // s390x reports an illegal instruction, a divide exception and a compare-and-trap with
+    // the PSW after the instruction, two, four or six bytes on.
+    let lengths: &[u64] =
+        if cfg!(target_arch = "s390x") && signum != libc::SIGSEGV { &[2, 4, 6] } else { &[0] };
+    let site = FAULT_SITE.load(Ordering::SeqCst) as u64;
+    if lengths.iter().any(|length| pc.wrapping_sub(*length) == site) {
         *pc = RESUME.load(Ordering::SeqCst) as u64;
     } else {
         // A fault the test did not plan: die loudly rather than loop.
@@ -85,22 +89,6 @@ pub(crate) fn prepare(
     FAULT_SITE.store(fault as *const () as usize, Ordering::SeqCst);
     RESUME.store(resume as *const () as usize, Ordering::SeqCst);
     guard
-}
-
-/// A xorshift stream of register patterns.
-pub(crate) struct Patterns(pub(crate) u64);
-
-impl Patterns {
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    pub(crate) fn next_u128(&mut self) -> u128 {
-        u128::from(self.next_u64()) << 64 | u128::from(self.next_u64())
-    }
 }
 
 /// `si_code` of a fault at an unmapped address (the kernel's, for every memory fault here).

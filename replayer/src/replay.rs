@@ -107,17 +107,38 @@ impl Replay {
     }
 }
 
-/// Whether two run ends are the same, ignoring what only a native capture adds.
+/// Whether two run ends are the same, ignoring what only a native capture adds, and where in
+/// its function the engine raised the same trap (see [`moved_trap`]).
 pub fn ends_match(recorded: &RunEnd, replayed: &RunEnd) -> bool {
     match (recorded, replayed) {
         (RunEnd::Trapped(a), RunEnd::Trapped(b)) => {
             a.code == b.code
                 && a.message == b.message
-                && a.frames == b.frames
+                && (a.frames == b.frames || moved_trap(recorded, replayed).is_some())
                 && a.wasm_fault_address == b.wasm_fault_address
                 && a.memory_size == b.memory_size
         }
         (a, b) => a == b,
+    }
+}
+
+/// The innermost Wasm PCs `(recorded, replayed)` of one trap that the engine raised at two
+/// places in the same function, every other frame the same. Cranelift keeps a second copy of
+/// a trap that directly follows an interruption (epoch) check, after the check's slow path,
+/// and attributes it to the next Wasm instruction; whether a run passes through that slow
+/// path depends on when the epoch last ticked, which recording and replay cannot share. Both
+/// runs are deterministic up to the trap, so within one function this is the only way the
+/// same trap moves.
+pub fn moved_trap(recorded: &RunEnd, replayed: &RunEnd) -> Option<(u32, u32)> {
+    let (RunEnd::Trapped(a), RunEnd::Trapped(b)) = (recorded, replayed) else { return None };
+    let ([first_a, rest_a @ ..], [first_b, rest_b @ ..]) = (&a.frames[..], &b.frames[..]) else {
+        return None;
+    };
+    let moved =
+        (first_a.module, first_a.func_index) == (first_b.module, first_b.func_index) && rest_a == rest_b;
+    match (first_a.module_offset, first_b.module_offset) {
+        (Some(pc_a), Some(pc_b)) if moved && pc_a != pc_b => Some((pc_a, pc_b)),
+        _ => None,
     }
 }
 
@@ -322,4 +343,44 @@ pub(crate) fn recorded_settings(run: &wtrace_traces::RunInfo) -> Result<EngineSe
 
 pub(crate) fn invoke_args(run: &wtrace_traces::RunInfo) -> Vec<String> {
     if run.invoke.is_some() { run.args.clone() } else { Vec::new() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wtrace_traces::fuzzing::sample_trap;
+
+    fn trapped_at(frames: &[(u32, u32)]) -> RunEnd {
+        let mut trap = sample_trap();
+        trap.frames = frames
+            .iter()
+            .map(|&(func_index, pc)| Frame {
+                module: 0,
+                func_index,
+                func_name: None,
+                module_offset: Some(pc),
+                func_offset: None,
+                source: None,
+            })
+            .collect();
+        RunEnd::Trapped(Box::new(trap))
+    }
+
+    #[test]
+    fn a_trap_moved_within_its_function_matches_and_is_told() {
+        let recorded = trapped_at(&[(1, 0x64), (2, 0x72), (3, 0x77)]);
+        let moved = trapped_at(&[(1, 0x65), (2, 0x72), (3, 0x77)]);
+        assert!(ends_match(&recorded, &moved));
+        assert_eq!(moved_trap(&recorded, &moved), Some((0x64, 0x65)));
+        assert_eq!(moved_trap(&recorded, &recorded), None);
+        // Another function, or other callers, is another trap.
+        for other in [
+            trapped_at(&[(4, 0x65), (2, 0x72), (3, 0x77)]),
+            trapped_at(&[(1, 0x65), (2, 0x73), (3, 0x77)]),
+            trapped_at(&[(1, 0x65), (2, 0x72)]),
+        ] {
+            assert!(!ends_match(&recorded, &other), "{other:?}");
+            assert_eq!(moved_trap(&recorded, &other), None);
+        }
+    }
 }

@@ -279,7 +279,8 @@ impl EngineSettings {
         config.cranelift_nan_canonicalization(true);
         config.relaxed_simd_deterministic(true);
         config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(BACKTRACE_FRAMES));
-        // The Mach exception port would bypass the per-store signal hook on macOS.
+        // On macOS wtrace's own thread-level Mach port takes a fault first and hands it back;
+        // Wasmtime then gets it as a POSIX signal, so its own Mach ports stay off.
         #[cfg(target_vendor = "apple")]
         config.macos_use_mach_ports(false);
         for (name, on) in &self.proposals {

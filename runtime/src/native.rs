@@ -134,9 +134,11 @@ pub fn snapshot_of(capture: &Capture) -> NativeSnapshot {
     use wtrace_traces::{Arch, Signal};
     let signal = match capture.signal {
         libc::SIGSEGV => Signal::Segv,
+        #[cfg(unix)]
         libc::SIGBUS => Signal::Bus,
         libc::SIGILL => Signal::Ill,
         libc::SIGFPE => Signal::Fpe,
+        #[cfg(unix)]
         libc::SIGTRAP => Signal::Trap,
         other => Signal::Other(other),
     };

@@ -8,8 +8,9 @@ use std::fs::File;
 
 use wasmtime::{Engine, Module, Store};
 
-/// Makes `wtrace_inject::handle_signal` the signal hook of `store`: Wasmtime's handler calls it
-/// first for every signal that arrives while the store's Wasm is on the thread's stack.
+/// Makes `wtrace_inject::handle_signal` (on Windows `handle_exception`) the signal hook of
+/// `store`: Wasmtime's handler calls it first for every signal or exception that arrives while
+/// the store's Wasm is on the thread's stack.
 pub(crate) fn install_signal_hook<T>(store: &mut Store<T>) {
     #[cfg(unix)]
     {
@@ -24,7 +25,17 @@ pub(crate) fn install_signal_hook<T>(store: &mut Store<T>) {
             });
         }
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
+    {
+        use wasmtime::windows::StoreExt;
+        // SAFETY: `handle_exception` allocates nothing, takes no locks and does no I/O, and it
+        // declines (returns false) every exception outside the armed code ranges. Wasmtime's
+        // vectored exception handler passes the `EXCEPTION_POINTERS` Windows gave it.
+        unsafe {
+            store.set_signal_handler(|pointers| wtrace_inject::handle_exception(pointers));
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
     let _ = store;
 }
 

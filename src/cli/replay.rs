@@ -182,6 +182,13 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
         )),
     }
 
+    if let Some((recorded, replayed)) =
+        replay.recorded.as_ref().and_then(|recorded| replayer::moved_trap(recorded, &replay.end))
+    {
+        output::note(&format!(
+            "the trap was raised at Wasm PC {replayed:#x}, the recording's at {recorded:#x}: the engine keeps a second copy of a trap after an interruption check, and the epoch ticked at a different moment"
+        ));
+    }
     if let Some(registers) = &replay.registers {
         output::note(&describe_registers(registers));
     }

@@ -84,11 +84,30 @@ pub(crate) fn write_trace(path: &Path, events: &[Event], options: WriterOptions)
     writer.finish().unwrap();
 }
 
-/// The real binary, with its compiled-code cache under `target/` rather than the user's.
+/// The real binary, with its compiled-code cache under `target/` rather than the user's. With
+/// `WTRACE_TEST_BINARY` set, that binary instead (another architecture's, which
+/// `scripts/cross.sh` builds), run through the command in `WTRACE_TEST_RUNNER` (its qemu-user).
 pub(crate) fn wtrace_command() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wtrace"));
+    let mut command = match std::env::var_os("WTRACE_TEST_BINARY") {
+        Some(binary) => {
+            let runner = std::env::var("WTRACE_TEST_RUNNER").unwrap_or_default();
+            let mut words = runner.split_whitespace();
+            let mut command = match words.next() {
+                Some(program) => Command::new(program),
+                None => return Command::new(binary),
+            };
+            command.args(words).arg(binary);
+            command
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_wtrace")),
+    };
     command.env("WTRACE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("wtrace-cache"));
     command
+}
+
+/// The architecture of the binary under test (see [`wtrace_command`]), as Rust names it.
+pub(crate) fn arch_under_test() -> String {
+    std::env::var("WTRACE_TEST_ARCH").unwrap_or_else(|_| std::env::consts::ARCH.to_string())
 }
 
 pub(crate) fn wtrace(args: &[&str]) -> Output {

@@ -121,11 +121,13 @@ fn keep_mode_and_owner(original: &Path, file: &File) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Syncs the directory holding `path`, so the rename itself survives a crash.
+/// Syncs the directory holding `path`, so the rename itself survives a crash (Unix; Windows
+/// has no directory handle to sync).
 fn sync_dir(path: &Path) {
-    #[cfg(unix)]
-    if let Some(dir) =
-        path.parent().and_then(|p| File::open(if p.as_os_str().is_empty() { Path::new(".") } else { p }).ok())
+    if cfg!(unix)
+        && let Some(dir) = path
+            .parent()
+            .and_then(|p| File::open(if p.as_os_str().is_empty() { Path::new(".") } else { p }).ok())
     {
         let _ = dir.sync_all();
     }
