@@ -31,7 +31,7 @@ mod linux_x86_64_tests;
 #[cfg(all(test, target_os = "linux"))]
 mod test_harness;
 #[cfg(all(test, any(target_os = "linux", windows)))]
-mod test_patterns;
+mod test_support;
 #[cfg(all(target_arch = "x86_64", any(target_os = "linux", target_vendor = "apple")))]
 mod x86_64_push;
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use libc::c_int;
 
 use crate::test_harness::{Patterns, prepare};
+use crate::test_support::{Labels, labels};
 use crate::{Capture, RawRegisters, Strategy, arm_with};
 
 #[repr(C, align(16))]
@@ -168,17 +169,6 @@ macro_rules! fault_function {
 fault_function!("udf", "udf #0x1234");
 fault_function!("load", "ldr x11, [x10]");
 
-unsafe extern "C" {
-    fn wtrace_test_udf(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_udf_fault();
-    fn wtrace_test_udf_resume();
-    fn wtrace_test_udf_end();
-    fn wtrace_test_load(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_load_fault();
-    fn wtrace_test_load_resume();
-    fn wtrace_test_load_end();
-}
-
 fn patterns(seed: u64) -> Regs {
     let mut next = Patterns(seed);
     // FPSR: the cumulative IOC, DZC and QC flags; FPCR: round towards zero (RMode = 0b11).
@@ -200,39 +190,21 @@ fn patterns(seed: u64) -> Regs {
     regs
 }
 
-type TestFn = unsafe extern "C" fn(*const Regs, *mut Regs);
-
 /// A test function and its labels.
-#[derive(Clone, Copy)]
-struct Site {
-    function: TestFn,
-    fault: unsafe extern "C" fn(),
-    resume: unsafe extern "C" fn(),
-    end: unsafe extern "C" fn(),
-}
+type Site = Labels<Regs>;
 
-const UDF: Site = Site {
-    function: wtrace_test_udf,
-    fault: wtrace_test_udf_fault,
-    resume: wtrace_test_udf_resume,
-    end: wtrace_test_udf_end,
-};
-const LOAD: Site = Site {
-    function: wtrace_test_load,
-    fault: wtrace_test_load_fault,
-    resume: wtrace_test_load_resume,
-    end: wtrace_test_load_end,
-};
+const UDF: Site = labels!("udf", Regs);
+const LOAD: Site = labels!("load", Regs);
 
 fn check(strategy: Strategy, name: &str, site: Site, input: &Regs, signal: c_int) -> Capture {
-    let Site { function, fault, resume, end } = site;
+    let Site { function, fault, resume, .. } = site;
     let _serial = prepare(fault, resume);
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let sink = std::rc::Rc::clone(&seen);
     let linked = std::rc::Rc::new(std::cell::Cell::new(false));
     let linked_sink = std::rc::Rc::clone(&linked);
     let armed = arm_with(
-        vec![(function as *const () as usize, end as *const () as usize)],
+        vec![site.range()],
         Box::new(move |c: &Capture| {
             sink.borrow_mut().push(c.clone());
             linked_sink.set(frame_chain_reaches(c.fp(), c.pc()));

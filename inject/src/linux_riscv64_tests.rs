@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use libc::c_int;
 
 use crate::test_harness::{Patterns, prepare};
+use crate::test_support::{Labels, labels};
 use crate::{Capture, RawRegisters, Strategy, arm_with};
 
 /// The widest vector registers the tests handle (VLEN 512).
@@ -422,50 +423,12 @@ fault_function!(
     ]
 );
 
-unsafe extern "C" {
-    fn wtrace_test_unimp(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_unimp_fault();
-    fn wtrace_test_unimp_resume();
-    fn wtrace_test_unimp_end();
-    fn wtrace_test_load(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_load_fault();
-    fn wtrace_test_load_resume();
-    fn wtrace_test_load_end();
-    fn wtrace_test_unimp_vector(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_unimp_vector_fault();
-    fn wtrace_test_unimp_vector_resume();
-    fn wtrace_test_unimp_vector_end();
-}
-
-type TestFn = unsafe extern "C" fn(*const Regs, *mut Regs);
-
 /// A test function and its labels.
-#[derive(Clone, Copy)]
-struct Site {
-    function: TestFn,
-    fault: unsafe extern "C" fn(),
-    resume: unsafe extern "C" fn(),
-    end: unsafe extern "C" fn(),
-}
+type Site = Labels<Regs>;
 
-const UNIMP: Site = Site {
-    function: wtrace_test_unimp,
-    fault: wtrace_test_unimp_fault,
-    resume: wtrace_test_unimp_resume,
-    end: wtrace_test_unimp_end,
-};
-const LOAD: Site = Site {
-    function: wtrace_test_load,
-    fault: wtrace_test_load_fault,
-    resume: wtrace_test_load_resume,
-    end: wtrace_test_load_end,
-};
-const UNIMP_VECTOR: Site = Site {
-    function: wtrace_test_unimp_vector,
-    fault: wtrace_test_unimp_vector_fault,
-    resume: wtrace_test_unimp_vector_resume,
-    end: wtrace_test_unimp_vector_end,
-};
+const UNIMP: Site = labels!("unimp", Regs);
+const LOAD: Site = labels!("load", Regs);
+const UNIMP_VECTOR: Site = labels!("unimp_vector", Regs);
 
 /// The hart's `vlenb`, when it has V.
 fn vlenb() -> Option<usize> {
@@ -538,12 +501,12 @@ fn disturb(vector: bool) {
 }
 
 fn check(name: &str, site: Site, input: &Regs, signal: c_int, vlenb: Option<usize>) -> Capture {
-    let Site { function, fault, resume, end } = site;
+    let Site { function, fault, resume, .. } = site;
     let _serial = prepare(fault, resume);
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let sink = std::rc::Rc::clone(&seen);
     let armed = arm_with(
-        vec![(function as *const () as usize, end as *const () as usize)],
+        vec![site.range()],
         Box::new(move |c: &Capture| {
             sink.borrow_mut().push(c.clone());
             disturb(vlenb.is_some());
@@ -582,7 +545,7 @@ fn check(name: &str, site: Site, input: &Regs, signal: c_int, vlenb: Option<usiz
         (Some(vlenb), Some(vector)) => {
             assert_eq!((vector.vlenb, vector.v.len()), (vlenb as u64, 32 * vlenb), "{name}: vlenb");
             // Only the vector test function loads vector patterns and stores the state after.
-            if site.function as usize == UNIMP_VECTOR.function as usize {
+            if site.range() == UNIMP_VECTOR.range() {
                 let seen = (vector.vtype, vector.vl, vector.vstart, vector.vcsr);
                 let loaded = (input.vtype, input.vl, input.vstart, input.vcsr);
                 assert_eq!(seen, loaded, "{name}: callback saw vtype, vl, vstart, vcsr");

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use libc::c_int;
 
 use crate::test_harness::{Patterns, prepare};
+use crate::test_support::{Labels, labels};
 use crate::{Capture, RawRegisters, Strategy, arm_with};
 
 /// What a test function loads and what it stores after resuming; the offsets are in its text.
@@ -116,166 +117,57 @@ macro_rules! fault_function {
     };
 }
 
-fault_function!(
-    "trap",
-    ".short 0",
-    [
-        "ld %f0, 200(%r2)",
-        "ld %f1, 208(%r2)",
-        "ld %f2, 216(%r2)",
-        "ld %f3, 224(%r2)",
-        "ld %f4, 232(%r2)",
-        "ld %f5, 240(%r2)",
-        "ld %f6, 248(%r2)",
-        "ld %f7, 256(%r2)",
-        "ld %f8, 264(%r2)",
-        "ld %f9, 272(%r2)",
-        "ld %f10, 280(%r2)",
-        "ld %f11, 288(%r2)",
-        "ld %f12, 296(%r2)",
-        "ld %f13, 304(%r2)",
-        "ld %f14, 312(%r2)",
-        "ld %f15, 320(%r2)"
-    ],
-    [
-        "std %f0, 200(%r1)",
-        "std %f1, 208(%r1)",
-        "std %f2, 216(%r1)",
-        "std %f3, 224(%r1)",
-        "std %f4, 232(%r1)",
-        "std %f5, 240(%r1)",
-        "std %f6, 248(%r1)",
-        "std %f7, 256(%r1)",
-        "std %f8, 264(%r1)",
-        "std %f9, 272(%r1)",
-        "std %f10, 280(%r1)",
-        "std %f11, 288(%r1)",
-        "std %f12, 296(%r1)",
-        "std %f13, 304(%r1)",
-        "std %f14, 312(%r1)",
-        "std %f15, 320(%r1)"
-    ]
-);
-fault_function!(
-    "load",
-    "lg %r1, 0(%r4)",
-    [
-        "ld %f0, 200(%r2)",
-        "ld %f1, 208(%r2)",
-        "ld %f2, 216(%r2)",
-        "ld %f3, 224(%r2)",
-        "ld %f4, 232(%r2)",
-        "ld %f5, 240(%r2)",
-        "ld %f6, 248(%r2)",
-        "ld %f7, 256(%r2)",
-        "ld %f8, 264(%r2)",
-        "ld %f9, 272(%r2)",
-        "ld %f10, 280(%r2)",
-        "ld %f11, 288(%r2)",
-        "ld %f12, 296(%r2)",
-        "ld %f13, 304(%r2)",
-        "ld %f14, 312(%r2)",
-        "ld %f15, 320(%r2)"
-    ],
-    [
-        "std %f0, 200(%r1)",
-        "std %f1, 208(%r1)",
-        "std %f2, 216(%r1)",
-        "std %f3, 224(%r1)",
-        "std %f4, 232(%r1)",
-        "std %f5, 240(%r1)",
-        "std %f6, 248(%r1)",
-        "std %f7, 256(%r1)",
-        "std %f8, 264(%r1)",
-        "std %f9, 272(%r1)",
-        "std %f10, 280(%r1)",
-        "std %f11, 288(%r1)",
-        "std %f12, 296(%r1)",
-        "std %f13, 304(%r1)",
-        "std %f14, 312(%r1)",
-        "std %f15, 320(%r1)"
-    ]
-);
-fault_function!(
-    "divide",
-    "dsgr %r2, %r4",
-    [
-        "ld %f0, 200(%r2)",
-        "ld %f1, 208(%r2)",
-        "ld %f2, 216(%r2)",
-        "ld %f3, 224(%r2)",
-        "ld %f4, 232(%r2)",
-        "ld %f5, 240(%r2)",
-        "ld %f6, 248(%r2)",
-        "ld %f7, 256(%r2)",
-        "ld %f8, 264(%r2)",
-        "ld %f9, 272(%r2)",
-        "ld %f10, 280(%r2)",
-        "ld %f11, 288(%r2)",
-        "ld %f12, 296(%r2)",
-        "ld %f13, 304(%r2)",
-        "ld %f14, 312(%r2)",
-        "ld %f15, 320(%r2)"
-    ],
-    [
-        "std %f0, 200(%r1)",
-        "std %f1, 208(%r1)",
-        "std %f2, 216(%r1)",
-        "std %f3, 224(%r1)",
-        "std %f4, 232(%r1)",
-        "std %f5, 240(%r1)",
-        "std %f6, 248(%r1)",
-        "std %f7, 256(%r1)",
-        "std %f8, 264(%r1)",
-        "std %f9, 272(%r1)",
-        "std %f10, 280(%r1)",
-        "std %f11, 288(%r1)",
-        "std %f12, 296(%r1)",
-        "std %f13, 304(%r1)",
-        "std %f14, 312(%r1)",
-        "std %f15, 320(%r1)"
-    ]
-);
-fault_function!(
-    "compare_and_trap",
-    "cgrte %r5, %r5",
-    [
-        "ld %f0, 200(%r2)",
-        "ld %f1, 208(%r2)",
-        "ld %f2, 216(%r2)",
-        "ld %f3, 224(%r2)",
-        "ld %f4, 232(%r2)",
-        "ld %f5, 240(%r2)",
-        "ld %f6, 248(%r2)",
-        "ld %f7, 256(%r2)",
-        "ld %f8, 264(%r2)",
-        "ld %f9, 272(%r2)",
-        "ld %f10, 280(%r2)",
-        "ld %f11, 288(%r2)",
-        "ld %f12, 296(%r2)",
-        "ld %f13, 304(%r2)",
-        "ld %f14, 312(%r2)",
-        "ld %f15, 320(%r2)"
-    ],
-    [
-        "std %f0, 200(%r1)",
-        "std %f1, 208(%r1)",
-        "std %f2, 216(%r1)",
-        "std %f3, 224(%r1)",
-        "std %f4, 232(%r1)",
-        "std %f5, 240(%r1)",
-        "std %f6, 248(%r1)",
-        "std %f7, 256(%r1)",
-        "std %f8, 264(%r1)",
-        "std %f9, 272(%r1)",
-        "std %f10, 280(%r1)",
-        "std %f11, 288(%r1)",
-        "std %f12, 296(%r1)",
-        "std %f13, 304(%r1)",
-        "std %f14, 312(%r1)",
-        "std %f15, 320(%r1)"
-    ]
-);
+/// A test function that loads and stores f0–f15 (the variant without vector registers).
+macro_rules! fp_fault_function {
+    ($name:literal, $fault:literal) => {
+        fault_function!(
+            $name,
+            $fault,
+            [
+                "ld %f0, 200(%r2)",
+                "ld %f1, 208(%r2)",
+                "ld %f2, 216(%r2)",
+                "ld %f3, 224(%r2)",
+                "ld %f4, 232(%r2)",
+                "ld %f5, 240(%r2)",
+                "ld %f6, 248(%r2)",
+                "ld %f7, 256(%r2)",
+                "ld %f8, 264(%r2)",
+                "ld %f9, 272(%r2)",
+                "ld %f10, 280(%r2)",
+                "ld %f11, 288(%r2)",
+                "ld %f12, 296(%r2)",
+                "ld %f13, 304(%r2)",
+                "ld %f14, 312(%r2)",
+                "ld %f15, 320(%r2)"
+            ],
+            [
+                "std %f0, 200(%r1)",
+                "std %f1, 208(%r1)",
+                "std %f2, 216(%r1)",
+                "std %f3, 224(%r1)",
+                "std %f4, 232(%r1)",
+                "std %f5, 240(%r1)",
+                "std %f6, 248(%r1)",
+                "std %f7, 256(%r1)",
+                "std %f8, 264(%r1)",
+                "std %f9, 272(%r1)",
+                "std %f10, 280(%r1)",
+                "std %f11, 288(%r1)",
+                "std %f12, 296(%r1)",
+                "std %f13, 304(%r1)",
+                "std %f14, 312(%r1)",
+                "std %f15, 320(%r1)"
+            ]
+        );
+    };
+}
+
+fp_fault_function!("trap", ".short 0");
+fp_fault_function!("load", "lg %r1, 0(%r4)");
+fp_fault_function!("divide", "dsgr %r2, %r4");
+fp_fault_function!("compare_and_trap", "cgrte %r5, %r5");
+
 fault_function!(
     "trap_vector",
     ".short 0",
@@ -283,83 +175,20 @@ fault_function!(
     ["vstm %v0, %v15, 336(%r1)", "vstm %v16, %v31, 592(%r1)"]
 );
 
-unsafe extern "C" {
-    fn wtrace_test_trap(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_trap_fault();
-    fn wtrace_test_trap_resume();
-    fn wtrace_test_trap_end();
-    fn wtrace_test_load(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_load_fault();
-    fn wtrace_test_load_resume();
-    fn wtrace_test_load_end();
-    fn wtrace_test_divide(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_divide_fault();
-    fn wtrace_test_divide_resume();
-    fn wtrace_test_divide_end();
-    fn wtrace_test_compare_and_trap(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_compare_and_trap_fault();
-    fn wtrace_test_compare_and_trap_resume();
-    fn wtrace_test_compare_and_trap_end();
-    fn wtrace_test_trap_vector(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_trap_vector_fault();
-    fn wtrace_test_trap_vector_resume();
-    fn wtrace_test_trap_vector_end();
-}
-
-type TestFn = unsafe extern "C" fn(*const Regs, *mut Regs);
-
 /// A test function and its labels, whether it loads the vector registers, and the data
 /// exception code its fault leaves in the FPC.
 #[derive(Clone, Copy)]
 struct Site {
-    function: TestFn,
-    fault: unsafe extern "C" fn(),
-    resume: unsafe extern "C" fn(),
-    end: unsafe extern "C" fn(),
+    labels: Labels<Regs>,
     vector: bool,
     dxc: u32,
 }
 
-const TRAP: Site = Site {
-    function: wtrace_test_trap,
-    fault: wtrace_test_trap_fault,
-    resume: wtrace_test_trap_resume,
-    end: wtrace_test_trap_end,
-    vector: false,
-    dxc: 0,
-};
-const LOAD: Site = Site {
-    function: wtrace_test_load,
-    fault: wtrace_test_load_fault,
-    resume: wtrace_test_load_resume,
-    end: wtrace_test_load_end,
-    vector: false,
-    dxc: 0,
-};
-const DIVIDE: Site = Site {
-    function: wtrace_test_divide,
-    fault: wtrace_test_divide_fault,
-    resume: wtrace_test_divide_resume,
-    end: wtrace_test_divide_end,
-    vector: false,
-    dxc: 0,
-};
-const COMPARE_AND_TRAP: Site = Site {
-    function: wtrace_test_compare_and_trap,
-    fault: wtrace_test_compare_and_trap_fault,
-    resume: wtrace_test_compare_and_trap_resume,
-    end: wtrace_test_compare_and_trap_end,
-    vector: false,
-    dxc: 0xff,
-};
-const TRAP_VECTOR: Site = Site {
-    function: wtrace_test_trap_vector,
-    fault: wtrace_test_trap_vector_fault,
-    resume: wtrace_test_trap_vector_resume,
-    end: wtrace_test_trap_vector_end,
-    vector: true,
-    dxc: 0,
-};
+const TRAP: Site = Site { labels: labels!("trap", Regs), vector: false, dxc: 0 };
+const LOAD: Site = Site { labels: labels!("load", Regs), vector: false, dxc: 0 };
+const DIVIDE: Site = Site { labels: labels!("divide", Regs), vector: false, dxc: 0 };
+const COMPARE_AND_TRAP: Site = Site { labels: labels!("compare_and_trap", Regs), vector: false, dxc: 0xff };
+const TRAP_VECTOR: Site = Site { labels: labels!("trap_vector", Regs), vector: true, dxc: 0 };
 
 /// a0 and a1, which the test functions leave as they are.
 fn thread_pointer() -> (u32, u32) {
@@ -416,11 +245,11 @@ fn disturb(vector: bool) {
 
 fn check(name: &str, site: Site, input: &Regs, signals: &[c_int]) -> Capture {
     let vector = crate::linux_s390x::has_vector();
-    let _serial = prepare(site.fault, site.resume);
+    let _serial = prepare(site.labels.fault, site.labels.resume);
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let sink = std::rc::Rc::clone(&seen);
     let armed = arm_with(
-        vec![(site.function as *const () as usize, site.end as *const () as usize)],
+        vec![site.labels.range()],
         Box::new(move |c: &Capture| {
             sink.borrow_mut().push(c.clone());
             disturb(vector);
@@ -433,7 +262,7 @@ fn check(name: &str, site: Site, input: &Regs, signals: &[c_int]) -> Capture {
     output.fpc = 0;
     // SAFETY: the test function follows the C ABI, preserves callee-saved registers and the
     // stack, reads `input` and writes `output`.
-    unsafe { (site.function)(input, &raw mut *output) };
+    unsafe { (site.labels.function)(input, &raw mut *output) };
     drop(armed);
     let captures = seen.borrow().clone();
     assert_eq!(captures.len(), 1, "{name}: exactly one capture");
@@ -446,7 +275,7 @@ fn check(name: &str, site: Site, input: &Regs, signals: &[c_int]) -> Capture {
     };
     let mut expected = input.r;
     expected[15] = sp;
-    assert_eq!(*psw_addr, site.fault as *const () as usize as u64, "{name}: PSW address");
+    assert_eq!(*psw_addr, site.labels.fault as *const () as usize as u64, "{name}: PSW address");
     assert_eq!((psw_mask >> 44) & 3, CONDITION_CODE, "{name}: callback saw the condition code");
     assert_eq!(*r, expected, "{name}: callback saw r0-r15");
     assert_eq!(*a, input.a, "{name}: callback saw a0-a15");

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use libc::c_int;
 
 use crate::test_harness::{Patterns, prepare};
+use crate::test_support::{Labels, labels};
 use crate::{Capture, RawRegisters, Strategy, arm, arm_with};
 
 /// Register file as the test functions load and store it.
@@ -144,21 +145,6 @@ fault_function!("ud2", "ud2");
 fault_function!("load", "mov r11, qword ptr [r10]");
 fault_function!("div", "div r9");
 
-unsafe extern "C" {
-    fn wtrace_test_ud2(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_ud2_fault();
-    fn wtrace_test_ud2_resume();
-    fn wtrace_test_ud2_end();
-    fn wtrace_test_load(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_load_fault();
-    fn wtrace_test_load_resume();
-    fn wtrace_test_load_end();
-    fn wtrace_test_div(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_div_fault();
-    fn wtrace_test_div_resume();
-    fn wtrace_test_div_end();
-}
-
 fn patterns(seed: u64) -> Regs {
     let mut next = Patterns(seed);
     let mut regs = Regs { gprs: [0; 16], rflags: 0, mxcsr: 0, xmm: [0; 16] };
@@ -175,35 +161,12 @@ fn patterns(seed: u64) -> Regs {
     regs
 }
 
-type TestFn = unsafe extern "C" fn(*const Regs, *mut Regs);
-
 /// A test function and its labels.
-#[derive(Clone, Copy)]
-struct Site {
-    function: TestFn,
-    fault: unsafe extern "C" fn(),
-    resume: unsafe extern "C" fn(),
-    end: unsafe extern "C" fn(),
-}
+type Site = Labels<Regs>;
 
-const UD2: Site = Site {
-    function: wtrace_test_ud2,
-    fault: wtrace_test_ud2_fault,
-    resume: wtrace_test_ud2_resume,
-    end: wtrace_test_ud2_end,
-};
-const LOAD: Site = Site {
-    function: wtrace_test_load,
-    fault: wtrace_test_load_fault,
-    resume: wtrace_test_load_resume,
-    end: wtrace_test_load_end,
-};
-const DIV: Site = Site {
-    function: wtrace_test_div,
-    fault: wtrace_test_div_fault,
-    resume: wtrace_test_div_resume,
-    end: wtrace_test_div_end,
-};
+const UD2: Site = labels!("ud2", Regs);
+const LOAD: Site = labels!("load", Regs);
+const DIV: Site = labels!("div", Regs);
 
 /// The status flags and DF: what the test sets and checks (IF is always set in user mode).
 const FLAGS: u64 = 0x0cd5;
@@ -211,12 +174,12 @@ const FLAGS: u64 = 0x0cd5;
 /// Runs one round trip; returns the registers after resuming, what the callback saw, and the
 /// stack pointer at the fault (read while the test functions' statics are still ours).
 fn round_trip(strategy: Strategy, site: Site, input: &Regs) -> (Regs, Vec<Capture>, u64) {
-    let Site { function, fault, resume, end } = site;
+    let Site { function, fault, resume, .. } = site;
     let _serial = prepare(fault, resume);
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let sink = std::rc::Rc::clone(&seen);
     let _armed = arm_with(
-        vec![(function as usize, end as usize)],
+        vec![site.range()],
         Box::new(move |c: &Capture| {
             sink.borrow_mut().push(c.clone());
             // Ordinary code may leave MXCSR changed: the stub must put the interrupted one back.
@@ -299,19 +262,15 @@ fn divide_by_zero_round_trip() {
 /// A fault outside the armed ranges is not touched.
 #[test]
 fn faults_outside_the_ranges_are_declined() {
-    let _serial = prepare(wtrace_test_ud2_fault, wtrace_test_ud2_resume);
+    let _serial = prepare(UD2.fault, UD2.resume);
     let seen = std::rc::Rc::new(std::cell::Cell::new(0));
     let sink = std::rc::Rc::clone(&seen);
     // Armed for the load function only: the ud2 fault goes straight to the test handler.
-    let _armed = arm(
-        vec![(wtrace_test_load as *const () as usize, wtrace_test_load_end as *const () as usize)],
-        Box::new(move |_| sink.set(sink.get() + 1)),
-    )
-    .unwrap();
+    let _armed = arm(vec![LOAD.range()], Box::new(move |_| sink.set(sink.get() + 1))).unwrap();
     let input = patterns(7);
     let mut output = Regs { gprs: [0; 16], rflags: 0, mxcsr: 0, xmm: [0; 16] };
     // SAFETY: as in `round_trip`.
-    unsafe { wtrace_test_ud2(&raw const input, &raw mut output) };
+    unsafe { (UD2.function)(&raw const input, &raw mut output) };
     assert_eq!(seen.get(), 0);
     assert_eq!(output.gprs[0], input.gprs[0]);
 }
@@ -372,12 +331,7 @@ std::arch::global_asm!(
     results = sym YMM_RESULTS,
 );
 
-unsafe extern "C" {
-    fn wtrace_test_ymm(patterns: *const [u8; 512], results: *mut [u8; 512]);
-    fn wtrace_test_ymm_fault();
-    fn wtrace_test_ymm_resume();
-    fn wtrace_test_ymm_end();
-}
+const YMM: Labels<[u8; 512]> = labels!("ymm", [u8; 512]);
 
 /// The full AVX state survives the injected call, whose Rust code (allocation, copying) is
 /// free to use the upper halves of the ymm registers: `xsave`/`xrstor` must bring them back.
@@ -387,14 +341,14 @@ fn avx_upper_halves_survive_the_injected_call() {
         return;
     }
     for strategy in STRATEGIES {
-        let _serial = prepare(wtrace_test_ymm_fault, wtrace_test_ymm_resume);
+        let _serial = prepare(YMM.fault, YMM.resume);
         let mut input = [0u8; 512];
         for (i, byte) in input.iter_mut().enumerate() {
             *byte = (i as u8).wrapping_mul(37).wrapping_add(11);
         }
         // The callback clobbers vector registers on purpose: a large copy uses them.
         let _armed = arm_with(
-            vec![(wtrace_test_ymm as *const () as usize, wtrace_test_ymm_end as *const () as usize)],
+            vec![YMM.range()],
             Box::new(|_: &Capture| {
                 let noise = vec![0xa5u8; 1 << 16];
                 let copy = noise.clone();
@@ -406,7 +360,7 @@ fn avx_upper_halves_survive_the_injected_call() {
         let mut output = [0u8; 512];
         // SAFETY: the test function reads 512 bytes from the first pointer, writes 512 to the
         // second, and touches no callee-saved state.
-        unsafe { wtrace_test_ymm(&raw const input, &raw mut output) };
+        unsafe { (YMM.function)(&raw const input, &raw mut output) };
         assert_eq!(output, input, "{strategy:?}: ymm0-15 after resuming");
     }
 }

@@ -1,7 +1,7 @@
 //! What the stub round-trip tests of every Linux architecture share: one signal handler that
 //! hands a fault to call injection first and, for the planned second fault, resumes the test
 //! function at its test-only resume label; the lock that serializes the test functions (they
-//! keep state in statics); and the pattern generator of [`crate::test_patterns`].
+//! keep state in statics); and the pattern generator of [`crate::test_support`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use libc::{c_int, c_void, siginfo_t, ucontext_t};
 
 use crate::handle_signal;
-pub(crate) use crate::test_patterns::Patterns;
+pub(crate) use crate::test_support::Patterns;
 
 /// Where the test function faults, and where it resumes after the injected call.
 static FAULT_SITE: AtomicUsize = AtomicUsize::new(0);

@@ -13,7 +13,7 @@ use windows_sys::Win32::System::Diagnostics::Debug::{
     AddVectoredExceptionHandler, EXCEPTION_CONTINUE_EXECUTION, EXCEPTION_CONTINUE_SEARCH, EXCEPTION_POINTERS,
 };
 
-use crate::test_patterns::Patterns;
+use crate::test_support::{Labels, Patterns, labels};
 use crate::{Capture, RawRegisters, Strategy, arm, arm_with};
 
 /// Register file as the test functions load and store it.
@@ -177,21 +177,6 @@ fault_function!("ud2", "ud2");
 fault_function!("load", "mov r11, qword ptr [r10]");
 fault_function!("div", "div r9");
 
-unsafe extern "C" {
-    fn wtrace_test_ud2(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_ud2_fault();
-    fn wtrace_test_ud2_resume();
-    fn wtrace_test_ud2_end();
-    fn wtrace_test_load(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_load_fault();
-    fn wtrace_test_load_resume();
-    fn wtrace_test_load_end();
-    fn wtrace_test_div(patterns: *const Regs, results: *mut Regs);
-    fn wtrace_test_div_fault();
-    fn wtrace_test_div_resume();
-    fn wtrace_test_div_end();
-}
-
 /// The vectored exception handler the tests install: call injection first, then the planned
 /// second fault resumes the test function at its resume label.
 unsafe extern "system" fn on_exception(pointers: *mut EXCEPTION_POINTERS) -> i32 {
@@ -224,35 +209,12 @@ fn patterns(seed: u64) -> Regs {
     regs
 }
 
-type TestFn = unsafe extern "C" fn(*const Regs, *mut Regs);
-
 /// A test function and its labels.
-#[derive(Clone, Copy)]
-struct Site {
-    function: TestFn,
-    fault: unsafe extern "C" fn(),
-    resume: unsafe extern "C" fn(),
-    end: unsafe extern "C" fn(),
-}
+type Site = Labels<Regs>;
 
-const UD2: Site = Site {
-    function: wtrace_test_ud2,
-    fault: wtrace_test_ud2_fault,
-    resume: wtrace_test_ud2_resume,
-    end: wtrace_test_ud2_end,
-};
-const LOAD: Site = Site {
-    function: wtrace_test_load,
-    fault: wtrace_test_load_fault,
-    resume: wtrace_test_load_resume,
-    end: wtrace_test_load_end,
-};
-const DIV: Site = Site {
-    function: wtrace_test_div,
-    fault: wtrace_test_div_fault,
-    resume: wtrace_test_div_resume,
-    end: wtrace_test_div_end,
-};
+const UD2: Site = labels!("ud2", Regs);
+const LOAD: Site = labels!("load", Regs);
+const DIV: Site = labels!("div", Regs);
 
 /// The status flags and DF: what the test sets and checks.
 const FLAGS: u64 = 0x0cd5;
@@ -267,7 +229,7 @@ fn check(name: &str, site: Site, input: &Regs, signal: i32, code: i32) -> Captur
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let sink = std::rc::Rc::clone(&seen);
     let armed = arm(
-        vec![(site.function as usize, site.end as usize)],
+        vec![site.range()],
         Box::new(move |c: &Capture| {
             sink.borrow_mut().push(c.clone());
             // Ordinary code may leave MXCSR changed: the stub must put the interrupted one back.
