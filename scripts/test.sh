@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs what a fresh machine lacks (idempotently), then runs
 # formatting, lints, the whole test suite — with the call-injection round trips on every
-# architecture (riscv64 and s390x under qemu-user, Windows under Wine) and the trap fixtures
-# recorded by wtrace built for riscv64 and s390x (`scripts/cross.sh`) — and a short fuzzing
+# architecture (aarch64, riscv64 and s390x under qemu-user, Windows under Wine) and the trap
+# fixtures recorded by wtrace built for those three (`scripts/cross.sh`) — and a short fuzzing
 # run of the trace reader.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,7 +78,7 @@ echo "== inject type-checks for macOS"
 for target in x86_64-apple-darwin aarch64-apple-darwin; do
   cargo clippy -p wtrace-inject --target "$target" --locked -- -D warnings
 done
-echo "== trap fixtures recorded by wtrace for riscv64 and s390x (qemu-user)"
+echo "== trap fixtures recorded by wtrace for aarch64, riscv64 and s390x (qemu-user)"
 scripts/cross.sh 2>&1 | tee -a "$log"
 echo "== fuzz (short run)"
 scripts/fuzz.sh "${WTRACE_FUZZ_SECONDS:-10}"
