@@ -8,6 +8,10 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$AARCH64_RUNNER"
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CARGO_TARGET_RISCV64GC_UNKNOWN_LINUX_GNU_LINKER=riscv64-linux-gnu-gcc
 export RISCV64_RUNNER="qemu-riscv64 -L /usr/riscv64-linux-gnu"
+# The two riscv64 harts the stub variants are run on: without V, and with it (VLEN 256).
+RISCV64_CPUS=("rv64,v=false" "rv64,v=true,vlen=256,vext_spec=v1.0")
+# s390x with and without the vector facility.
+S390X_CPUS=("qemu" "qemu,vx=off,vxeh=off")
 export CARGO_TARGET_RISCV64GC_UNKNOWN_LINUX_GNU_RUNNER="$RISCV64_RUNNER"
 export CC_riscv64gc_unknown_linux_gnu=riscv64-linux-gnu-gcc
 export CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_LINKER=s390x-linux-gnu-gcc

@@ -14,15 +14,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/cross-env.sh
 
-targets=("${@:-aarch64 riscv64 s390x}")
-for name in ${targets[@]}; do
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(aarch64 riscv64 s390x)
+for name in "${targets[@]}"; do
   case "$name" in
     aarch64) triple=aarch64-unknown-linux-gnu runner="$AARCH64_RUNNER"
              cpus=("max") ;;
     riscv64) triple=riscv64gc-unknown-linux-gnu runner="$RISCV64_RUNNER"
-             cpus=("rv64,v=false" "rv64,v=true,vlen=256,vext_spec=v1.0") ;;
+             cpus=("${RISCV64_CPUS[@]}") ;;
     s390x)   triple=s390x-unknown-linux-gnu runner="$S390X_RUNNER"
-             cpus=("qemu") ;;
+             cpus=("${S390X_CPUS[0]}") ;;
     *) echo "unknown target $name (aarch64, riscv64 or s390x)" >&2; exit 2 ;;
   esac
   rustup target list --installed 2>/dev/null | grep -qx "$triple" || rustup target add "$triple"

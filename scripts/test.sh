@@ -52,13 +52,13 @@ cargo clippy -p wtrace-inject --target aarch64-unknown-linux-gnu --all-targets -
 cargo test -p wtrace-inject --target aarch64-unknown-linux-gnu --locked 2>&1 | tee -a "$log"
 echo "== call injection on riscv64, with and without V (qemu-riscv64)"
 cargo clippy -p wtrace-inject --target riscv64gc-unknown-linux-gnu --all-targets --locked -- -D warnings
-for cpu in "rv64,v=false" "rv64,v=true,vlen=256,vext_spec=v1.0"; do
+for cpu in "${RISCV64_CPUS[@]}"; do
   CARGO_TARGET_RISCV64GC_UNKNOWN_LINUX_GNU_RUNNER="$RISCV64_RUNNER -cpu $cpu" \
     cargo test -p wtrace-inject --target riscv64gc-unknown-linux-gnu --locked 2>&1 | tee -a "$log"
 done
 echo "== call injection on s390x, with and without the vector facility (qemu-s390x)"
 cargo clippy -p wtrace-inject --target s390x-unknown-linux-gnu --all-targets --locked -- -D warnings
-for cpu in "qemu" "qemu,vx=off,vxeh=off"; do
+for cpu in "${S390X_CPUS[@]}"; do
   CARGO_TARGET_S390X_UNKNOWN_LINUX_GNU_RUNNER="$S390X_RUNNER -cpu $cpu" \
     cargo test -p wtrace-inject --target s390x-unknown-linux-gnu --locked 2>&1 | tee -a "$log"
 done

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use wasmtime::{Caller, Extern, FuncType, Linker, Val, ValType};
 use wtrace_runtime::entry::value_of;
+use wtrace_runtime::imports::Attribution;
 use wtrace_runtime::memory;
-use wtrace_traces::{ImportId, Value};
+use wtrace_traces::Value;
 
 use crate::state::RecordState;
 
@@ -38,18 +39,19 @@ impl std::fmt::Debug for HostFunc {
     }
 }
 
-/// Defines each host function the module imports, wrapped in the generic capture.
+/// Defines each host function the module imports, wrapped in the generic capture; each call
+/// is attributed to the import it went through, as replay attributes it.
 pub(crate) fn link(
     linker: &mut Linker<RecordState>,
     funcs: &[HostFunc],
-    import_id: &dyn Fn(&str, &str) -> Option<ImportId>,
+    attribution: &dyn Fn(&str, &str) -> Option<Attribution>,
 ) -> wasmtime::Result<()> {
     for host in funcs {
-        let Some(import) = import_id(&host.module, &host.name) else { continue };
+        let Some(import) = attribution(&host.module, &host.name) else { continue };
         let ty = FuncType::new(linker.engine(), host.params.iter().cloned(), host.results.iter().cloned());
         let func = Arc::clone(&host.func);
         linker.func_new(&host.module, &host.name, ty, move |mut caller, params, results| {
-            call_and_capture(&mut caller, import, func.as_ref(), params, results)
+            call_and_capture(&mut caller, &import, func.as_ref(), params, results)
         })?;
     }
     Ok(())
@@ -57,11 +59,12 @@ pub(crate) fn link(
 
 fn call_and_capture(
     caller: &mut Caller<'_, RecordState>,
-    import: ImportId,
+    import: &Attribution,
     func: &HostFn,
     params: &[Val],
     results: &mut [Val],
 ) -> wasmtime::Result<()> {
+    let import = import.resolve(&*caller);
     let memory = match memory::export(caller, true) {
         Some(Extern::Memory(memory)) => Some(memory),
         _ => None,

@@ -13,10 +13,10 @@ use wtrace_runtime::engine::EpochTicker;
 use wtrace_runtime::imports::Attribution;
 use wtrace_runtime::outcome::Ended;
 use wtrace_runtime::wasi::StringSizes;
-use wtrace_runtime::{NativeCapturer, RunEnd, WASMTIME_VERSION, entry, module};
+use wtrace_runtime::{EngineSettings, NativeCapturer, RunEnd, WASMTIME_VERSION, entry, module};
 use wtrace_traces::{
-    EnvVar, Event, Header, HostCall, ImportId, ImportName, Interruption, ModuleEntry, ModuleStore, Preopen,
-    RunInfo, StopCause, TraceError, TraceWriter, WriterOptions,
+    EnvVar, Event, Header, HostCall, ImportName, Interruption, ModuleEntry, ModuleStore, Preopen, RunInfo,
+    TraceError, TraceWriter, WriterOptions,
 };
 
 use crate::error::RecordError;
@@ -29,11 +29,17 @@ use crate::wasi;
 type Captured = Option<(MemoryOutputPipe, MemoryOutputPipe)>;
 
 /// The header of a recording of `binary` with these options.
-fn header(options: &RecordOptions, module: ModuleEntry, imports: Vec<ImportName>, argv: &[String]) -> Header {
+fn header(
+    options: &RecordOptions,
+    settings: &EngineSettings,
+    module: ModuleEntry,
+    imports: Vec<ImportName>,
+    argv: &[String],
+) -> Header {
     Header::new(RunInfo {
         wasmtime_version: WASMTIME_VERSION.into(),
         target: format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
-        engine_config: options.engine.interruptible().to_header(),
+        engine_config: settings.to_header(),
         created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
         command_line: options.command_line.clone(),
         args: if options.invoke.is_some() { options.args.clone() } else { argv.to_vec() },
@@ -98,7 +104,8 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
     let recorded = std::thread::scope(|scope| {
         // The module goes into the trace directory's store beside the guest, not before it.
         let storing = store.as_ref().map(|store| scope.spawn(|| store.put(&binary, &sha256)));
-        let recorded = run(options, trace_path, &engine, &compiled.module, &binary, sha256, store.is_none());
+        let target = Target { settings: &settings, engine: &engine, module: &compiled.module };
+        let recorded = run(options, trace_path, &target, &binary, sha256, store.is_none());
         let stored = storing.map(|handle| handle.join().unwrap_or(Err(TraceError::WriterGone)));
         match stored {
             Some(Err(source)) => Err(RecordError::Trace { path: trace_path.to_path_buf(), source }),
@@ -119,8 +126,7 @@ fn finish_failed(
     trace_path: &Path,
 ) -> Result<Recorded, RecordError> {
     let (frames, in_host_call) = state.failed_in.unwrap_or_default();
-    let interruption =
-        Interruption { cause: StopCause::Failed(failure.to_string()), frames, in_host_call, after_ms: 0 };
+    let interruption = Interruption::failed(failure.to_string(), frames, in_host_call);
     let mut writer = state.writer;
     let finished =
         writer.append(&Event::Interrupted(Box::new(interruption.clone()))).and_then(|_| writer.finish());
@@ -138,16 +144,23 @@ fn finish_failed(
     }
 }
 
-/// Runs the compiled `module` and writes the trace; `embed` puts the module's bytes in it.
+/// What a recording runs: the engine, built from `settings`, and the module compiled for it.
+struct Target<'a> {
+    settings: &'a EngineSettings,
+    engine: &'a wasmtime::Engine,
+    module: &'a wasmtime::Module,
+}
+
+/// Runs the compiled module and writes the trace; `embed` puts the module's bytes in it.
 fn run(
     options: &RecordOptions,
     trace_path: &Path,
-    engine: &wasmtime::Engine,
-    module: &wasmtime::Module,
+    target: &Target<'_>,
     binary: &[u8],
     sha256: [u8; 32],
     embed: bool,
 ) -> Result<Recorded, RecordError> {
+    let Target { settings, engine, module } = *target;
     let imports: Vec<ImportName> = module
         .imports()
         .filter(|i| i.ty().func().is_some())
@@ -159,7 +172,7 @@ fn run(
     let io = |source| RecordError::Trace { path: trace_path.to_path_buf(), source };
 
     let entry = ModuleEntry::with_hash(options.module_name.clone(), binary.len() as u64, sha256);
-    let header = header(options, entry, imports.clone(), &argv);
+    let header = header(options, settings, entry, imports.clone(), &argv);
     // zstd level 1: recording a run that reads a lot of data is bound by compressing what it
     // read, and level 1 compresses faster than 3 for about the same size on host calls. When
     // the guest reads faster than that, batches waiting behind another are compressed at
@@ -184,25 +197,21 @@ fn run(
         last_event_tick: 0,
     };
     let mut linker = Linker::new(engine);
-    let import_id = |module: &str, name: &str| {
-        imports.iter().position(|i| i.module == module && i.name == name).map(|i| ImportId(i as u32))
-    };
     // A name imported more than once is attributed call by call, from the module's bytes.
     let bytes: Option<Arc<[u8]>> = Attribution::needs_module(&imports).then(|| binary.into());
-    let attribution = |name: &str| {
-        let name = ImportName { module: wtrace_runtime::wasi::MODULE.into(), name: name.into() };
+    let attribution = |module: &str, name: &str| {
+        let name = ImportName { module: module.into(), name: name.into() };
         Attribution::of(&imports, &name, bytes.as_ref())
     };
-    wasi::link(&mut linker, &attribution).map_err(|e| RecordError::Internal(format!("{e:#}")))?;
-    host_funcs::link(&mut linker, &options.host_funcs, &import_id)
+    wasi::link(&mut linker, &|name| attribution(wtrace_runtime::wasi::MODULE, name))
+        .map_err(|e| RecordError::Internal(format!("{e:#}")))?;
+    host_funcs::link(&mut linker, &options.host_funcs, &attribution)
         .map_err(|e| RecordError::Internal(format!("{e:#}")))?;
     let mut store = Store::new(engine, state);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(RecordState::on_tick);
     let native = NativeCapturer::install(&mut store, module);
 
     let run = {
-        let ticker = EpochTicker::start(engine);
+        let ticker = EpochTicker::drive(&mut store, RecordState::on_tick);
         store.data_mut().ticks = ticker.ticks();
         entry::run(&mut store, &linker, module, options.invoke.as_deref(), &options.args)?
     };

@@ -11,7 +11,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wiggle::{GuestMemory, GuestPtr};
 use wtrace_runtime::memory::{KeepsMemoryExport, changed_runs};
 use wtrace_runtime::outcome::frames_of;
-use wtrace_runtime::wasi::{self, Blocking, StringSizes, WasiFunction};
+use wtrace_runtime::wasi::{self, Blocking, Stdio, StringSizes, WasiFunction};
 use wtrace_traces::{
     Frame, HostCall, ImportId, Interruption, MemoryBytes, Outcome, Printed, StopCause, Stream, TraceError,
     TraceWriter, Value,
@@ -86,12 +86,12 @@ impl StdioDescriptors {
         }
     }
 
-    /// Follows a WASI call that returned errno 0.
-    fn after_success(&mut self, function: &str, args: &[u64]) {
+    /// Follows a WASI call that returned errno 0 and wrote no output.
+    fn after_success(&mut self, stdio: Stdio, args: &[u64]) {
         let fd = |i: usize| args.get(i).map(|raw| *raw as i32);
-        match (function, fd(0), fd(1)) {
-            ("fd_close", Some(fd), _) => self.closed(fd),
-            ("fd_renumber", Some(from), Some(to)) => self.renumbered(from, to),
+        match (stdio, fd(0), fd(1)) {
+            (Stdio::Closes, Some(fd), _) => self.closed(fd),
+            (Stdio::Renumbers, Some(from), Some(to)) => self.renumbered(from, to),
             _ => {}
         }
     }
@@ -165,10 +165,10 @@ impl RecordState {
         call.reads.truncate(used);
         call.printed = None;
         if ok {
-            if row.output {
+            if row.stdio == Stdio::Writes {
                 call.printed = printed(&self.stdio, args, call);
             } else {
-                self.stdio.after_success(row.name, args);
+                self.stdio.after_success(row.stdio, args);
             }
         }
         self.append_scratch()

@@ -15,7 +15,7 @@ use wtrace_runtime::module::{CompileOptions, Compiled};
 use wtrace_runtime::native::{self, RegisterComparison};
 use wtrace_runtime::outcome::describe_frame;
 use wtrace_runtime::{EngineSettings, NativeCapturer, RunEnd, WASMTIME_VERSION, entry, module};
-use wtrace_traces::{Event, Frame, Interruption, NativeCapture, StopCause, Trace, TraceError, sha256};
+use wtrace_traces::{Event, Frame, Interruption, NativeCapture, Trace, TraceError, sha256};
 
 use crate::error::ReplayError;
 use crate::state::{MemoryLimit, OutputSink, ReplayState, Stopped};
@@ -163,11 +163,7 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
     if store.data().memory_limit.is_some() {
         store.limiter(|state| state.memory_limit.as_mut().expect("set above"));
     }
-    let ticker = settings.is_interruptible().then(|| {
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(ReplayState::on_tick);
-        EpochTicker::start(&engine)
-    });
+    let ticker = settings.is_interruptible().then(|| EpochTicker::drive(&mut store, ReplayState::on_tick));
     let native = NativeCapturer::install(&mut store, &module);
     let module_name = run.modules.first().map_or_else(String::new, |m| m.name.clone());
     let started = entry::run(&mut store, &linker, &module, run.invoke.as_deref(), &invoke_args(run))?;
@@ -194,12 +190,7 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
         },
         Some(Stopped::AtCut) => {
             let (frames, import) = state.at_cut.take().unwrap_or_default();
-            let cut = Interruption {
-                cause: StopCause::Failed(CUT_OFF.into()),
-                frames,
-                in_host_call: import,
-                after_ms: 0,
-            };
+            let cut = Interruption::failed(CUT_OFF, frames, import);
             (RunEnd::Interrupted(Box::new(cut)), None)
         }
         None => (end, report),
@@ -238,17 +229,14 @@ pub fn replay(trace: &Trace, options: ReplayOptions) -> Result<Replay, ReplayErr
     })
 }
 
-/// The module to replay, compiled: the recorded one — from the compiled-code cache by the hash
-/// the trace records, without reading the module at all, else from the bytes the trace embeds
-/// or references — or the one `options` gives, when it is the recorded one (or
+/// A module's bytes, shared.
+type ModuleBytes = Arc<[u8]>;
+
 /// The module to replay, compiled: the recorded one — from the compiled-code cache by the hash
 /// the trace records, without reading the module at all, else from the bytes the trace embeds
 /// or references — or the one `options` gives, when it is the recorded one (or
 /// `allow_modified_module`). With `want_bytes`, also the module's bytes (read once), which
 /// attributing the calls of a name imported more than once needs.
-/// A module's bytes, shared.
-type ModuleBytes = Arc<[u8]>;
-
 fn module_to_replay(
     trace: &Trace,
     engine: &wasmtime::Engine,
@@ -327,7 +315,6 @@ pub(crate) fn guest_status(seq: u64, code: i32) -> Result<i32, TraceError> {
     }
 }
 
-/// The arguments an `--invoke`d function was called with (for a command, `args` is argv).
 /// The engine settings a trace was recorded with, when this build can replay them: the same
 /// Wasmtime version (whose machine code and stack depths the trace reflects) and settings it
 /// knows.
@@ -341,6 +328,7 @@ pub(crate) fn recorded_settings(run: &wtrace_traces::RunInfo) -> Result<EngineSe
     Ok(EngineSettings::from_header(&run.engine_config)?)
 }
 
+/// The arguments an `--invoke`d function was called with (for a command, `args` is argv).
 pub(crate) fn invoke_args(run: &wtrace_traces::RunInfo) -> Vec<String> {
     if run.invoke.is_some() { run.args.clone() } else { Vec::new() }
 }

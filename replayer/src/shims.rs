@@ -12,7 +12,7 @@ use wiggle::GuestPtr;
 
 use wtrace_runtime::imports::Attribution;
 use wtrace_runtime::outcome::frames_of;
-use wtrace_runtime::wasi::{self, Arg};
+use wtrace_runtime::wasi::{self, Arg, Stdio};
 use wtrace_runtime::{GuestExit, SetupError, memory};
 use wtrace_traces::display::quote_bytes;
 use wtrace_traces::{Event, HostCall, ImportName, Outcome, Value};
@@ -289,7 +289,7 @@ fn apply_call(
                 sink.write(bytes);
             }
         }
-    } else if shim.row.is_some_and(|row| row.output) {
+    } else if shim.row.is_some_and(|row| row.stdio == Stdio::Writes) {
         let fd = call.params.first();
         let sink = match fd {
             Some(Value::I32(1)) => Some(&mut state.stdout),

@@ -9,7 +9,7 @@ use wtrace_traces::display::quote_bytes;
 use wtrace_traces::{Event, Frame, HostCall, ImportName, MemoryBytes, Outcome, SourceLocation, Trap, Value};
 
 use crate::introspect::ModuleInfo;
-use crate::outcome::readable_name;
+use crate::outcome::function_name;
 use crate::wasi::{self, ParamKind, Returns, Span, WasiFunction};
 
 /// WASI preview 1 errno names, by value.
@@ -369,10 +369,7 @@ pub fn trap_line(trap: &Trap) -> String {
     let message = trap.message.strip_prefix("wasm trap: ").unwrap_or(&trap.message);
     let mut text = format!("TRAP {message}");
     if let Some(frame) = trap.frames.first() {
-        let name = frame
-            .func_name
-            .as_deref()
-            .map_or_else(|| format!("<wasm function {}>", frame.func_index), readable_name);
+        let name = function_name(frame.func_name.as_deref(), frame.func_index);
         let _ = write!(text, " in {name}");
         if let Some(offset) = frame.func_offset {
             let _ = write!(text, " +{offset:#x}");
@@ -385,11 +382,8 @@ pub fn trap_line(trap: &Trap) -> String {
 /// with ` at src/lib.rs:12` when the frame records a source location or the module's DWARF has
 /// one. Names come from the frame, else from the module's name section, demangled.
 pub fn frame_line(index: usize, frame: &Frame, module_name: &str, module: Option<&ModuleInfo>) -> String {
-    let name = frame
-        .func_name
-        .as_deref()
-        .or_else(|| module.and_then(|m| m.raw_name(frame.func_index)))
-        .map_or_else(|| format!("<wasm function {}>", frame.func_index), readable_name);
+    let raw = frame.func_name.as_deref().or_else(|| module.and_then(|m| m.raw_name(frame.func_index)));
+    let name = function_name(raw, frame.func_index);
     let pc = frame.module_offset.map_or_else(|| " ".repeat(8), |pc| format!("{pc:>#8x}"));
     let mut text = format!("{index:>3}: {pc} - {module_name}!{name}");
     if let Some(location) = frame_location(frame, module) {
@@ -416,10 +410,7 @@ pub fn summary(imports: &[ImportName], event: &Event) -> String {
         Event::Interrupted(interruption) => {
             let mut text = format!("INTERRUPTED by {}", interruption.cause_name());
             if let Some(frame) = interruption.frames.first() {
-                let name = frame
-                    .func_name
-                    .as_deref()
-                    .map_or_else(|| format!("<wasm function {}>", frame.func_index), readable_name);
+                let name = function_name(frame.func_name.as_deref(), frame.func_index);
                 let _ = write!(text, " in {name}");
             }
             if let Some(import) = interruption.in_host_call.and_then(|i| imports.get(i.0 as usize)) {

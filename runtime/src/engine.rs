@@ -44,6 +44,20 @@ impl EpochTicker {
         EpochTicker { ticks, stop: Some(stop), thread }
     }
 
+    /// Starts a ticker for `store`'s engine and has `store` call `on_tick` at every tick it
+    /// sees while running Wasm: how an [`EngineSettings::interruptible`] run is driven.
+    pub fn drive<T: 'static>(
+        store: &mut wasmtime::Store<T>,
+        on_tick: impl FnMut(wasmtime::StoreContextMut<'_, T>) -> wasmtime::Result<wasmtime::UpdateDeadline>
+        + Send
+        + Sync
+        + 'static,
+    ) -> EpochTicker {
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(on_tick);
+        EpochTicker::start(store.engine())
+    }
+
     /// How many ticks have passed, shared: a clock that costs one load to read, where
     /// `Instant::now` on a per-host-call path would cost more than the rest of the call.
     pub fn ticks(&self) -> Arc<AtomicU64> {

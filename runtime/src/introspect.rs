@@ -10,8 +10,6 @@ use std::sync::{Arc, Mutex};
 use wasmtime::wasmparser::{KnownCustom, Name, Parser, Payload};
 use wtrace_traces::SourceLocation;
 
-use crate::outcome::readable_name;
-
 /// One line of a function's disassembly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisasmLine {
@@ -172,7 +170,7 @@ impl ModuleInfo {
 
     /// The name of function `index` as people read it: demangled, or `<wasm function N>`.
     pub fn name(&self, index: u32) -> String {
-        self.raw_name(index).map_or_else(|| format!("<wasm function {index}>"), readable_name)
+        crate::outcome::function_name(self.raw_name(index), index)
     }
 
     /// The number of functions, imports included.

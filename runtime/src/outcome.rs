@@ -113,12 +113,14 @@ pub const RECORDING_FAILED_STATUS: i32 = 207;
 /// The exit status for a trapped guest, as `wasmtime run` uses on Unix.
 pub const TRAP_EXIT_STATUS: i32 = 134;
 
+/// A function's name as people read it: `raw` demangled, or `<wasm function N>` without one.
+pub fn function_name(raw: Option<&str>, index: u32) -> String {
+    raw.map_or_else(|| format!("<wasm function {index}>"), readable_name)
+}
+
 /// `func_name at Wasm PC 0x1a3` for a frame, with Rust names demangled.
 pub fn describe_frame(frame: &Frame) -> String {
-    let name = frame
-        .func_name
-        .as_deref()
-        .map_or_else(|| format!("<wasm function {}>", frame.func_index), readable_name);
+    let name = function_name(frame.func_name.as_deref(), frame.func_index);
     match frame.module_offset {
         Some(pc) => format!("{name} at Wasm PC {pc:#x}"),
         None => name,

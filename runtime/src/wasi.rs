@@ -23,7 +23,7 @@ pub const MODULE: &str = "wasi_snapshot_preview1";
 ///
 /// ```text
 /// name(param: i32 as Kind, param: i64 as Kind, ...) -> errno|exit sync|async {
-///     writes: [Span, ...], reads: [Span, ...], blocking: Never|OnStdin|Always, output: bool,
+///     writes: [Span, ...], reads: [Span, ...], blocking: Never|OnStdin|Always, stdio: Untouched|Writes|Closes|Renumbers,
 /// }
 /// ```
 ///
@@ -39,130 +39,130 @@ macro_rules! wasi_preview1 {
         $callback! {
             args_get(argv: i32 as Ptr, argv_buf: i32 as Ptr) -> errno sync {
                 writes: [Strings { ptrs: 0, buf: 1, of: StringList::Args }], reads: [], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             args_sizes_get(argc: i32 as Ptr, argv_buf_size: i32 as Ptr) -> errno sync {
                 writes: [Fixed { ptr: 0, len: 4 }, Fixed { ptr: 1, len: 4 }], reads: [], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             environ_get(environ: i32 as Ptr, environ_buf: i32 as Ptr) -> errno sync {
                 writes: [Strings { ptrs: 0, buf: 1, of: StringList::Env }], reads: [], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             environ_sizes_get(count: i32 as Ptr, buf_size: i32 as Ptr) -> errno sync {
                 writes: [Fixed { ptr: 0, len: 4 }, Fixed { ptr: 1, len: 4 }], reads: [], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             clock_res_get(id: i32 as ClockId, resolution: i32 as Ptr) -> errno sync {
-                writes: [Fixed { ptr: 1, len: 8 }], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 1, len: 8 }], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             clock_time_get(id: i32 as ClockId, precision: i64 as Timestamp, time: i32 as Ptr) -> errno sync {
-                writes: [Fixed { ptr: 2, len: 8 }], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 2, len: 8 }], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_advise(
                 fd: i32 as Fd, offset: i64 as FileSize, len: i64 as FileSize, advice: i32 as Advice
             ) -> errno async {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_allocate(fd: i32 as Fd, offset: i64 as FileSize, len: i64 as FileSize) -> errno sync {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_close(fd: i32 as Fd) -> errno async {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Closes,
             }
             fd_datasync(fd: i32 as Fd) -> errno async {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_fdstat_get(fd: i32 as Fd, stat: i32 as Ptr) -> errno async {
-                writes: [Fixed { ptr: 1, len: 24 }], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 1, len: 24 }], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_fdstat_set_flags(fd: i32 as Fd, flags: i32 as FdFlags) -> errno sync {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_fdstat_set_rights(
                 fd: i32 as Fd, base: i64 as Rights, inheriting: i64 as Rights
             ) -> errno sync {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_filestat_get(fd: i32 as Fd, stat: i32 as Ptr) -> errno async {
-                writes: [Fixed { ptr: 1, len: 64 }], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 1, len: 64 }], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_filestat_set_size(fd: i32 as Fd, size: i64 as FileSize) -> errno async {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_filestat_set_times(
                 fd: i32 as Fd, atim: i64 as Timestamp, mtim: i64 as Timestamp, flags: i32 as FstFlags
             ) -> errno async {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_pread(
                 fd: i32 as Fd, iovs: i32 as Ptr, iovs_len: i32 as Count, offset: i64 as FileSize,
                 nread: i32 as Ptr
             ) -> errno async {
                 writes: [Iovecs { iovs: 1, count: 2, total: 4 }, Fixed { ptr: 4, len: 4 }], reads: [], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             fd_prestat_get(fd: i32 as Fd, prestat: i32 as Ptr) -> errno sync {
-                writes: [Fixed { ptr: 1, len: 8 }], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 1, len: 8 }], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_prestat_dir_name(fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len) -> errno sync {
-                writes: [Sized { ptr: 1, len: 2 }], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [Sized { ptr: 1, len: 2 }], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_pwrite(
                 fd: i32 as Fd, iovs: i32 as Ptr, iovs_len: i32 as Count, offset: i64 as FileSize,
                 nwritten: i32 as Ptr
             ) -> errno async {
                 writes: [Fixed { ptr: 4, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 4 }], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             fd_read(
                 fd: i32 as Fd, iovs: i32 as Ptr, iovs_len: i32 as Count, nread: i32 as Ptr
             ) -> errno async {
                 writes: [Iovecs { iovs: 1, count: 2, total: 3 }, Fixed { ptr: 3, len: 4 }], reads: [], inputs: [],
-                blocking: OnStdin, output: false,
+                blocking: OnStdin, stdio: Untouched,
             }
             fd_readdir(
                 fd: i32 as Fd, buf: i32 as Ptr, buf_len: i32 as Len, cookie: i64 as DirCookie,
                 bufused: i32 as Ptr
             ) -> errno async {
                 writes: [Used { buf: 1, used: 4 }, Fixed { ptr: 4, len: 4 }], reads: [], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             fd_renumber(fd: i32 as Fd, to: i32 as Fd) -> errno async {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Renumbers,
             }
             fd_seek(
                 fd: i32 as Fd, offset: i64 as FileDelta, whence: i32 as Whence, newoffset: i32 as Ptr
             ) -> errno async {
-                writes: [Fixed { ptr: 3, len: 8 }], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 3, len: 8 }], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_sync(fd: i32 as Fd) -> errno async {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_tell(fd: i32 as Fd, offset: i32 as Ptr) -> errno sync {
-                writes: [Fixed { ptr: 1, len: 8 }], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [Fixed { ptr: 1, len: 8 }], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             fd_write(
                 fd: i32 as Fd, iovs: i32 as Ptr, iovs_len: i32 as Count, nwritten: i32 as Ptr
             ) -> errno async {
                 writes: [Fixed { ptr: 3, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 3 }], inputs: [],
-                blocking: Never, output: true,
+                blocking: Never, stdio: Writes,
             }
             path_create_directory(fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len) -> errno async {
-                writes: [], reads: [Sized { ptr: 1, len: 2 }], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [Sized { ptr: 1, len: 2 }], inputs: [], blocking: Never, stdio: Untouched,
             }
             path_filestat_get(
                 fd: i32 as Fd, flags: i32 as LookupFlags, path: i32 as Ptr, path_len: i32 as Len,
                 stat: i32 as Ptr
             ) -> errno async {
                 writes: [Fixed { ptr: 4, len: 64 }], reads: [Sized { ptr: 2, len: 3 }], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             path_filestat_set_times(
                 fd: i32 as Fd, flags: i32 as LookupFlags, path: i32 as Ptr, path_len: i32 as Len,
                 atim: i64 as Timestamp, mtim: i64 as Timestamp, fst_flags: i32 as FstFlags
             ) -> errno async {
-                writes: [], reads: [Sized { ptr: 2, len: 3 }], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [Sized { ptr: 2, len: 3 }], inputs: [], blocking: Never, stdio: Untouched,
             }
             path_link(
                 old_fd: i32 as Fd, old_flags: i32 as LookupFlags, old_path: i32 as Ptr,
@@ -170,7 +170,7 @@ macro_rules! wasi_preview1 {
                 new_path_len: i32 as Len
             ) -> errno async {
                 writes: [], reads: [Sized { ptr: 2, len: 3 }, Sized { ptr: 5, len: 6 }], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             path_open(
                 fd: i32 as Fd, dirflags: i32 as LookupFlags, path: i32 as Ptr, path_len: i32 as Len,
@@ -178,56 +178,56 @@ macro_rules! wasi_preview1 {
                 fdflags: i32 as FdFlags, opened: i32 as Ptr
             ) -> errno async {
                 writes: [Fixed { ptr: 8, len: 4 }], reads: [Sized { ptr: 2, len: 3 }], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             path_readlink(
                 fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len, buf: i32 as Ptr,
                 buf_len: i32 as Len, bufused: i32 as Ptr
             ) -> errno async {
                 writes: [Used { buf: 3, used: 5 }, Fixed { ptr: 5, len: 4 }],
-                reads: [Sized { ptr: 1, len: 2 }], inputs: [], blocking: Never, output: false,
+                reads: [Sized { ptr: 1, len: 2 }], inputs: [], blocking: Never, stdio: Untouched,
             }
             path_remove_directory(fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len) -> errno async {
-                writes: [], reads: [Sized { ptr: 1, len: 2 }], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [Sized { ptr: 1, len: 2 }], inputs: [], blocking: Never, stdio: Untouched,
             }
             path_rename(
                 fd: i32 as Fd, old_path: i32 as Ptr, old_path_len: i32 as Len, new_fd: i32 as Fd,
                 new_path: i32 as Ptr, new_path_len: i32 as Len
             ) -> errno async {
                 writes: [], reads: [Sized { ptr: 1, len: 2 }, Sized { ptr: 4, len: 5 }], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             path_symlink(
                 old_path: i32 as Ptr, old_path_len: i32 as Len, fd: i32 as Fd, new_path: i32 as Ptr,
                 new_path_len: i32 as Len
             ) -> errno async {
                 writes: [], reads: [Sized { ptr: 0, len: 1 }, Sized { ptr: 3, len: 4 }], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             path_unlink_file(fd: i32 as Fd, path: i32 as Ptr, path_len: i32 as Len) -> errno async {
-                writes: [], reads: [Sized { ptr: 1, len: 2 }], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [Sized { ptr: 1, len: 2 }], inputs: [], blocking: Never, stdio: Untouched,
             }
             poll_oneoff(
                 subscriptions: i32 as Ptr, events: i32 as Ptr, nsubscriptions: i32 as Count,
                 nevents: i32 as Ptr
             ) -> errno async {
                 writes: [Records { ptr: 1, count: 3, size: 32 }, Fixed { ptr: 3, len: 4 }], reads: [], inputs: [Array { ptr: 0, count: 2, size: 48 }],
-                blocking: Always, output: false,
+                blocking: Always, stdio: Untouched,
             }
             proc_exit(rval: i32 as ExitCode) -> exit sync {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             proc_raise(sig: i32 as Signal) -> errno sync {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             sched_yield() -> errno sync {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             random_get(buf: i32 as Ptr, buf_len: i32 as Len) -> errno sync {
-                writes: [Sized { ptr: 0, len: 1 }], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [Sized { ptr: 0, len: 1 }], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
             sock_accept(fd: i32 as Fd, flags: i32 as FdFlags, accepted: i32 as Ptr) -> errno sync {
-                writes: [Fixed { ptr: 2, len: 4 }], reads: [], inputs: [], blocking: Always, output: false,
+                writes: [Fixed { ptr: 2, len: 4 }], reads: [], inputs: [], blocking: Always, stdio: Untouched,
             }
             sock_recv(
                 fd: i32 as Fd, ri_data: i32 as Ptr, ri_data_len: i32 as Count, ri_flags: i32 as RiFlags,
@@ -236,17 +236,17 @@ macro_rules! wasi_preview1 {
                 writes: [
                     Iovecs { iovs: 1, count: 2, total: 4 }, Fixed { ptr: 4, len: 4 }, Fixed { ptr: 5, len: 2 }
                 ],
-                reads: [], inputs: [], blocking: Always, output: false,
+                reads: [], inputs: [], blocking: Always, stdio: Untouched,
             }
             sock_send(
                 fd: i32 as Fd, si_data: i32 as Ptr, si_data_len: i32 as Count, si_flags: i32 as SiFlags,
                 so_datalen: i32 as Ptr
             ) -> errno sync {
                 writes: [Fixed { ptr: 4, len: 4 }], reads: [Iovecs { iovs: 1, count: 2, total: 4 }], inputs: [],
-                blocking: Never, output: false,
+                blocking: Never, stdio: Untouched,
             }
             sock_shutdown(fd: i32 as Fd, how: i32 as SdFlags) -> errno sync {
-                writes: [], reads: [], inputs: [], blocking: Never, output: false,
+                writes: [], reads: [], inputs: [], blocking: Never, stdio: Untouched,
             }
         }
     };
@@ -406,8 +406,22 @@ pub struct WasiFunction {
     pub inputs: &'static [Span],
     /// Whether it may wait for the outside world.
     pub blocking: Blocking,
-    /// Whether its reads are guest output (bytes written to a descriptor).
-    pub output: bool,
+    /// What it does to descriptors that may be the recording's stdout and stderr.
+    pub stdio: Stdio,
+}
+
+/// What a WASI function does to the descriptors that may be the recording's stdout and
+/// stderr: what the recorder follows to know which bytes reached them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdio {
+    /// Nothing.
+    Untouched,
+    /// Writes its reads, guest output, to descriptor argument 0.
+    Writes,
+    /// Closes descriptor argument 0.
+    Closes,
+    /// Moves descriptor argument 0 to the number argument 1 names.
+    Renumbers,
 }
 
 macro_rules! table {
@@ -418,7 +432,7 @@ macro_rules! table {
     ($(
         $name:ident($($arg:ident: $ty:ident as $kind:ident),* $(,)?) -> $returns:ident $host:ident {
             writes: [$($writes:tt)*], reads: [$($reads:tt)*], inputs: [$($inputs:tt)*],
-            blocking: $blocking:ident, output: $output:literal $(,)?
+            blocking: $blocking:ident, stdio: $stdio:ident $(,)?
         }
     )*) => {
         /// Every function of `wasi_snapshot_preview1`, in the order of the witx file.
@@ -431,7 +445,7 @@ macro_rules! table {
                 reads: &[$($reads)*],
                 inputs: &[$($inputs)*],
                 blocking: Blocking::$blocking,
-                output: $output,
+                stdio: Stdio::$stdio,
             },
         )*];
     };
@@ -622,7 +636,8 @@ mod tests {
                 }
             }
         }
-        let outputs: Vec<&str> = FUNCTIONS.iter().filter(|f| f.output).map(|f| f.name).collect();
+        let outputs: Vec<&str> =
+            FUNCTIONS.iter().filter(|f| f.stdio == Stdio::Writes).map(|f| f.name).collect();
         assert_eq!(outputs, ["fd_write"]);
         let exits: Vec<&str> =
             FUNCTIONS.iter().filter(|f| f.returns == Returns::Exit).map(|f| f.name).collect();

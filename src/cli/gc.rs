@@ -19,26 +19,11 @@ pub(crate) struct GcArgs {
     #[arg(long, value_name = "N", default_value_t = 100)]
     keep: usize,
     /// Also remove traces older than this (`30m`, `12h`, `7d`, `2w`).
-    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    #[arg(long, value_name = "AGE", value_parser = super::flags::parse_duration)]
     older_than: Option<Duration>,
     /// Say what would be removed, and remove nothing.
     #[arg(long)]
     dry_run: bool,
-}
-
-/// `30m`, `12h`, `7d`, `2w` (or plain seconds).
-fn parse_age(text: &str) -> Result<Duration, String> {
-    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = digits.parse().map_err(|_| format!("`{text}` is not an age such as 12h or 7d"))?;
-    let seconds = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        _ => return Err(format!("`{text}`: the unit must be s, m, h, d or w")),
-    };
-    Ok(Duration::from_secs(n.saturating_mul(seconds)))
 }
 
 struct Found {
@@ -123,20 +108,5 @@ fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ages() {
-        assert_eq!(parse_age("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_age("30m").unwrap(), Duration::from_mins(30));
-        assert_eq!(parse_age("7d").unwrap(), Duration::from_hours(7 * 24));
-        assert_eq!(parse_age("2w").unwrap(), Duration::from_hours(14 * 24));
-        assert!(parse_age("7y").is_err());
-        assert!(parse_age("d").is_err());
     }
 }

@@ -42,7 +42,7 @@ pub(crate) struct ReplayArgs {
     compile: CompileFlags,
     /// Stop (exit 211) if the replay has not ended after this long: `30s`, `500ms`, `2m`; a
     /// bare number is seconds. For traces from elsewhere.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = super::flags::parse_duration)]
     timeout: Option<std::time::Duration>,
     /// Stop (exit 211) if the guest would grow a linear memory past this size: `64MiB`,
     /// `1G`, `65536`.
@@ -197,21 +197,6 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
         return Err(CliError::new(exit_codes::EXPECTATION_FAILED, failures.join("; "), None));
     }
     Ok(replay.end.exit_status())
-}
-
-/// `30s`, `500ms`, `2m`, `1h`, or a number of seconds.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration like 30s or 500ms"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("unknown unit `{other}` in `{text}`: use ms, s, m or h")),
-    };
-    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
 }
 
 /// `65536`, `64K`, `64KiB`, `16M`, `16MiB`, `1G`, `1GiB` (K, M and G are powers of 1024).

@@ -140,42 +140,63 @@ pub enum Record {
     },
 }
 
-/// Why a record did not decode.
-#[derive(Debug)]
-pub(crate) enum RecordError {
-    /// The bytes are not a record of their kind.
-    Malformed(String),
-    /// The machine would not give the memory for bytes the record really holds.
+/// Why bytes from a trace did not decode: what every decoder below the reader returns, turned
+/// into a [`crate::TraceError`] naming the part and its offset where it is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DecodeError {
+    /// The bytes are not what they claim.
+    Malformed(std::borrow::Cow<'static, str>),
+    /// The machine would not give the memory for bytes the trace really holds.
     NoMemory {
         /// How many bytes were asked for.
         bytes: usize,
     },
 }
 
-impl From<String> for RecordError {
+impl From<&'static str> for DecodeError {
+    fn from(detail: &'static str) -> Self {
+        DecodeError::Malformed(detail.into())
+    }
+}
+
+impl From<String> for DecodeError {
     fn from(detail: String) -> Self {
-        RecordError::Malformed(detail)
+        DecodeError::Malformed(detail.into())
     }
 }
 
-impl From<&str> for RecordError {
-    fn from(detail: &str) -> Self {
-        RecordError::Malformed(detail.to_string())
-    }
-}
-
-impl std::fmt::Display for RecordError {
+impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RecordError::Malformed(detail) => f.write_str(detail),
-            RecordError::NoMemory { bytes } => write!(f, "not enough memory for {bytes} bytes"),
+            DecodeError::Malformed(detail) => f.write_str(detail),
+            DecodeError::NoMemory { bytes } => write!(f, "not enough memory for {bytes} bytes"),
+        }
+    }
+}
+
+impl DecodeError {
+    /// The same error with its description put in context (`where` first).
+    pub(crate) fn context(self, place: impl std::fmt::Display) -> DecodeError {
+        match self {
+            DecodeError::Malformed(detail) => DecodeError::Malformed(format!("{place}: {detail}").into()),
+            no_memory @ DecodeError::NoMemory { .. } => no_memory,
+        }
+    }
+
+    /// The typed error for `what` at byte `offset` of the file.
+    pub(crate) fn into_trace_error(self, what: &'static str, offset: u64) -> crate::TraceError {
+        match self {
+            DecodeError::Malformed(detail) => crate::TraceError::corrupt(what, offset, detail),
+            DecodeError::NoMemory { bytes } => {
+                crate::TraceError::OutOfMemory { what, offset, bytes: bytes as u64 }
+            }
         }
     }
 }
 
 /// Decodes one record body (kind byte + bincode). `newer_minor` relaxes checks for data a
 /// later minor version may have added: unknown kinds and trailing fields.
-pub(crate) fn decode_record(record: &[u8], newer_minor: bool) -> Result<Record, RecordError> {
+pub(crate) fn decode_record(record: &[u8], newer_minor: bool) -> Result<Record, DecodeError> {
     let mut event = Event::Exit { code: 0 };
     Ok(if decode_record_into(record, newer_minor, &mut event)? {
         Record::Event(event)
@@ -190,7 +211,7 @@ pub(crate) fn decode_record_into(
     record: &[u8],
     newer_minor: bool,
     event: &mut Event,
-) -> Result<bool, RecordError> {
+) -> Result<bool, DecodeError> {
     let (&kind, body) = record.split_first().ok_or("empty record")?;
     *event = match kind {
         KIND_HOST_CALL => {
@@ -200,10 +221,7 @@ pub(crate) fn decode_record_into(
             };
             let used = crate::host_call_codec::decode_host_call_into(body, &mut call);
             *event = Event::HostCall(call);
-            let used = used.map_err(|error| match error {
-                crate::host_call_codec::DecodeError::Malformed(detail) => RecordError::from(detail),
-                crate::host_call_codec::DecodeError::NoMemory { bytes } => RecordError::NoMemory { bytes },
-            })?;
+            let used = used?;
             if used != body.len() && !newer_minor {
                 return Err(format!("{} unexpected trailing bytes", body.len() - used).into());
             }
@@ -219,71 +237,72 @@ pub(crate) fn decode_record_into(
     Ok(true)
 }
 
-/// Finds the records in a concatenation of them: each one's body as `(start, end)` offsets,
-/// 8 bytes a record of at least 2, so the list stays within four times the bytes. With
-/// `expected`, more records than that is corruption, found before the list grows past it.
+/// The records of a data frame: each one's body as `(start, end)` offsets, 8 bytes a record of
+/// at least 2, so the list stays within four times the bytes. With `expected`, more records
+/// than that is corruption, found before the list grows past it.
 pub(crate) fn record_bodies(bytes: &[u8], expected: Option<u32>) -> Result<Vec<(u32, u32)>, (usize, String)> {
-    if u32::try_from(bytes.len()).is_err() {
-        return Err((0, format!("{} bytes of records is more than a frame holds", bytes.len())));
-    }
-    let mut bodies = Vec::with_capacity(expected.map_or(0, |n| (n as usize).min(bytes.len() / 2)));
-    let mut pos = 0;
-    while pos < bytes.len() {
-        if expected.is_some_and(|n| bodies.len() >= n as usize) {
-            return Err((pos, format!("more records than the {} the index counts", expected.unwrap_or(0))));
-        }
-        let (start, end) = record_at(bytes, pos)?;
-        // Both fit: the whole is under 4 GiB (checked above).
-        bodies.push((start as u32, end as u32));
-        pos = end;
-    }
-    Ok(bodies)
+    Records::new(bytes.len(), expected).finish(bytes)
 }
 
-/// Follows the records of a data frame while it inflates, so that a frame going wrong stops
-/// before it has taken the memory it claims. It holds the writer's rules: a batch is sent once
-/// it reaches [`crate::container::MAX_BATCH_BYTES`], so every record starts before that
-/// offset, and every record fits the frame's declared size. A frame of one repeated byte
-/// thus fails within 16 MiB, and more bytes than that are only ever one real record.
-pub(crate) struct FramingCheck {
+/// Follows the records of a data frame, also while it inflates, so that a frame going wrong
+/// stops before it has taken the memory it claims. It holds the writer's rules: a batch is sent
+/// once it reaches [`crate::container::MAX_BATCH_BYTES`], so every record starts before that
+/// offset, and every record fits the frame's declared size. A frame of one repeated byte thus
+/// fails within 16 MiB, and more bytes than that are only ever one real record.
+pub(crate) struct Records {
     size: usize,
     expected: Option<u32>,
-    records: u32,
     next: usize,
+    bodies: Vec<(u32, u32)>,
 }
 
-impl FramingCheck {
-    /// For a frame declaring `size` bytes and, when its index entry says, `expected` records.
-    pub(crate) fn new(size: usize, expected: Option<u32>) -> FramingCheck {
-        FramingCheck { size, expected, records: 0, next: 0 }
+impl Records {
+    /// For a frame of `size` bytes and, when its index entry says, `expected` records.
+    pub(crate) fn new(size: usize, expected: Option<u32>) -> Records {
+        let capacity = expected.map_or(0, |n| (n as usize).min(size / 2));
+        Records { size, expected, next: 0, bodies: Vec::with_capacity(capacity) }
     }
 
-    /// Checks every record whose length prefix lies in `produced`, the frame's first bytes.
-    pub(crate) fn advance(&mut self, produced: &[u8]) -> Result<(), String> {
+    /// Finds every record whose length prefix lies in `produced`, the frame's first bytes;
+    /// an error names the decompressed byte where the record starts.
+    pub(crate) fn advance(&mut self, produced: &[u8]) -> Result<(), (usize, String)> {
+        if u32::try_from(self.size).is_err() {
+            return Err((0, format!("{} bytes of records is more than a frame holds", self.size)));
+        }
         while self.next < produced.len() {
             let start = self.next;
             if start >= crate::container::MAX_BATCH_BYTES {
-                return Err(format!(
-                    "a record starts at decompressed byte {start}, past any batch the writer sends"
-                ));
+                return Err((start, "a record starts past any batch the writer sends".into()));
             }
-            if self.expected.is_some_and(|n| self.records >= n) {
-                return Err(format!("more records than the {} the index counts", self.expected.unwrap_or(0)));
+            if let Some(n) = self.expected
+                && self.bodies.len() >= n as usize
+            {
+                return Err((start, format!("more records than the {n} the index counts")));
             }
             let mut pos = start;
             let len = match get_varint_u32(produced, &mut pos) {
                 Ok(len) => len as usize,
                 // The prefix is cut by the end of what has inflated so far.
                 Err(_) if produced.len() - start < 5 => return Ok(()),
-                Err(e) => return Err(format!("decompressed byte {start}: {e}")),
+                Err(e) => return Err((start, e)),
             };
             if len == 0 || len > MAX_RECORD_LEN || len > self.size - pos.min(self.size) {
-                return Err(format!("decompressed byte {start}: record length {len} does not fit the frame"));
+                return Err((start, format!("record length {len} does not fit the frame")));
             }
-            self.records += 1;
+            // Both fit: the frame is under 4 GiB (checked above).
+            self.bodies.push((pos as u32, (pos + len) as u32));
             self.next = pos + len;
         }
         Ok(())
+    }
+
+    /// The records of the whole frame, `bytes`.
+    pub(crate) fn finish(mut self, bytes: &[u8]) -> Result<Vec<(u32, u32)>, (usize, String)> {
+        self.advance(bytes)?;
+        if self.next != bytes.len() {
+            return Err((self.next, "record length cut short".into()));
+        }
+        Ok(self.bodies)
     }
 }
 

@@ -61,6 +61,16 @@ pub enum StopCause {
 }
 
 impl Interruption {
+    /// A run that could not go on for `reason` (a recording failure, the cut-off end of a
+    /// replayed recording), stopped where `frames` say, in the call to `in_host_call` if any.
+    pub fn failed(
+        reason: impl Into<String>,
+        frames: Vec<Frame>,
+        in_host_call: Option<ImportId>,
+    ) -> Interruption {
+        Interruption { cause: StopCause::Failed(reason.into()), frames, in_host_call, after_ms: 0 }
+    }
+
     /// `SIGINT`, `SIGTERM`, ... for a signal; `a recording failure (...)` for a failure.
     pub fn cause_name(&self) -> String {
         match &self.cause {

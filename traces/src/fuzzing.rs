@@ -68,7 +68,7 @@ impl Parts {
             data.push(content);
         }
         Parts {
-            header: header.encode().unwrap_or_default(),
+            header: Self::header_body(&header),
             modules: vec![module],
             data,
             index: None,

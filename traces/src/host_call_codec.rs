@@ -7,28 +7,12 @@
 
 use crate::event::{HostCall, ImportId, MemoryBytes, Outcome, Printed, Stream, Value};
 
-type Result<T> = std::result::Result<T, &'static str>;
+use crate::codec::DecodeError;
 
-/// Why a host-call body did not decode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum DecodeError {
-    /// The bytes are not a host call.
-    Malformed(&'static str),
-    /// The machine would not give the memory for bytes the record really holds.
-    NoMemory {
-        /// How many bytes were asked for.
-        bytes: usize,
-    },
-}
-
-impl From<&'static str> for DecodeError {
-    fn from(detail: &'static str) -> Self {
-        DecodeError::Malformed(detail)
-    }
-}
+type Result<T> = std::result::Result<T, DecodeError>;
 
 /// A copy of `bytes` into `out`, which the machine may refuse when they are many.
-fn copy_into(out: &mut Vec<u8>, bytes: &[u8]) -> std::result::Result<(), DecodeError> {
+fn copy_into(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
     out.clear();
     out.try_reserve_exact(bytes.len()).map_err(|_| DecodeError::NoMemory { bytes: bytes.len() })?;
     out.extend_from_slice(bytes);
@@ -74,7 +58,7 @@ impl<'a> Cursor<'a> {
             252 => wide(self.take(4)?),
             253 => wide(self.take(8)?),
             254 => wide(self.take(16)?),
-            _ => return Err("invalid varint"),
+            _ => return Err("invalid varint".into()),
         })
     }
 
@@ -94,13 +78,13 @@ impl<'a> Cursor<'a> {
             251 => Ok(wide(self.take(2)?)),
             252 => Ok(wide(self.take(4)?)),
             253 => Ok(wide(self.take(8)?)),
-            _ => Err("integer out of range"),
+            _ => Err("integer out of range".into()),
         }
     }
 
     #[inline]
     fn u32(&mut self) -> Result<u32> {
-        u32::try_from(self.u64()?).map_err(|_| "integer out of range")
+        u32::try_from(self.u64()?).map_err(|_| "integer out of range".into())
     }
 
     #[inline]
@@ -121,7 +105,7 @@ impl<'a> Cursor<'a> {
     fn len(&mut self) -> Result<usize> {
         let n = usize::try_from(self.u64()?).map_err(|_| "length out of range")?;
         if n > self.bytes.len() - self.pos {
-            return Err("length runs past the end of the record");
+            return Err("length runs past the end of the record".into());
         }
         Ok(n)
     }
@@ -130,7 +114,7 @@ impl<'a> Cursor<'a> {
         match self.byte()? {
             0 => Ok(false),
             1 => Ok(true),
-            _ => Err("invalid bool"),
+            _ => Err("invalid bool".into()),
         }
     }
 
@@ -143,7 +127,7 @@ impl<'a> Cursor<'a> {
             4 => Value::V128(self.uvarint()?),
             5 => Value::FuncRef { null: self.bool()? },
             6 => Value::ExternRef { null: self.bool()? },
-            _ => return Err("unknown value type"),
+            _ => return Err("unknown value type".into()),
         })
     }
 
@@ -160,7 +144,7 @@ impl<'a> Cursor<'a> {
 
     /// Decodes memory spans into `out`, reusing both the list and each span's byte buffer so
     /// that a sequential reader allocates nothing once its buffers have grown.
-    fn memory_bytes_into(&mut self, out: &mut Vec<MemoryBytes>) -> std::result::Result<(), DecodeError> {
+    fn memory_bytes_into(&mut self, out: &mut Vec<MemoryBytes>) -> Result<()> {
         let n = self.len()?;
         out.truncate(n);
         for i in 0..n {
@@ -183,16 +167,13 @@ impl<'a> Cursor<'a> {
 
     fn string(&mut self) -> Result<String> {
         let len = self.len()?;
-        std::str::from_utf8(self.take(len)?).map(str::to_owned).map_err(|_| "invalid UTF-8")
+        std::str::from_utf8(self.take(len)?).map(str::to_owned).map_err(|_| "invalid UTF-8".into())
     }
 }
 
 /// Decodes a host-call body into `call`, reusing its buffers; returns the number of bytes
 /// used. On error `call` holds a mix of old and new fields.
-pub(crate) fn decode_host_call_into(
-    bytes: &[u8],
-    call: &mut HostCall,
-) -> std::result::Result<usize, DecodeError> {
+pub(crate) fn decode_host_call_into(bytes: &[u8], call: &mut HostCall) -> Result<usize> {
     let mut c = Cursor { bytes, pos: 0 };
     call.import = ImportId(c.u32()?);
     c.values_into(&mut call.params)?;

@@ -16,9 +16,10 @@ pub enum Arch {
     S390x,
 }
 
-/// `f0`–`f31`: the floating-point register names of riscv64 and, the first 16, of s390x.
-const F_NAMES: [&str; 32] = [
-    "f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "f11", "f12", "f13", "f14", "f15",
+/// `f0`–`f15`: s390x's floating-point registers, and the first half of riscv64's.
+const F0_15: [&str; 16] =
+    ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10", "f11", "f12", "f13", "f14", "f15"];
+const F16_31: [&str; 16] = [
     "f16", "f17", "f18", "f19", "f20", "f21", "f22", "f23", "f24", "f25", "f26", "f27", "f28", "f29", "f30",
     "f31",
 ];
@@ -54,16 +55,8 @@ const fn concat_names<const A: usize, const B: usize, const N: usize>(
     out
 }
 
-const RISCV64_EXTRA: [&str; 38] = concat_names(F_NAMES, RISCV64_CSR_NAMES);
-const S390X_EXTRA: [&str; 33] = {
-    let mut f16 = [""; 16];
-    let mut i = 0;
-    while i < 16 {
-        f16[i] = F_NAMES[i];
-        i += 1;
-    }
-    concat_names(S390X_CONTROL_NAMES, f16)
-};
+const RISCV64_EXTRA: [&str; 38] = concat_names(concat_names::<16, 16, 32>(F0_15, F16_31), RISCV64_CSR_NAMES);
+const S390X_EXTRA: [&str; 33] = concat_names(S390X_CONTROL_NAMES, F0_15);
 const _: () = assert!(matches!(RISCV64_EXTRA[RISCV64_VLENB].as_bytes(), b"vlenb"));
 
 impl Arch {

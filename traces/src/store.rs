@@ -54,12 +54,8 @@ impl ModuleStore {
         }
         let io = |source| TraceError::Open { path: path.clone(), source };
         crate::private::create_dir_all(&self.dir).map_err(io)?;
-        let compressed = zstd::bulk::Compressor::new(3)
-            .and_then(|mut c| {
-                c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
-                c.compress(bytes)
-            })
-            .map_err(io)?;
+        let compressed =
+            crate::writer::checksummed_compressor(3).and_then(|mut c| c.compress(bytes)).map_err(io)?;
         let temp = self.dir.join(format!(".{}.{}.tmp", hex(sha256), std::process::id()));
         let written = crate::private::create_file(&temp, false)
             .and_then(|mut file| file.write_all(&compressed).and_then(|()| file.sync_all()))
@@ -84,14 +80,7 @@ impl ModuleStore {
         let size = crate::container::module_len(module.size).ok_or_else(missing)?;
         let shown = path.display();
         crate::reader::inflate_module(&compressed, size, &module.sha256)
-            .map_err(|error| match error {
-                crate::reader::InflateError::Damaged(detail) => {
-                    TraceError::corrupt("module store entry", 0, format!("{shown}: {detail}"))
-                }
-                no_memory @ crate::reader::InflateError::NoMemory { .. } => {
-                    no_memory.into_trace_error("module store entry", 0)
-                }
-            })?
+            .map_err(|error| error.context(&shown).into_trace_error("module store entry", 0))?
             .ok_or_else(|| {
                 TraceError::corrupt("module store entry", 0, format!("{shown} does not hash to its name"))
             })

@@ -289,7 +289,7 @@ impl Batch {
 }
 
 /// A compressor whose frames carry a content checksum, as every frame of a trace must.
-fn checksummed_compressor(level: i32) -> std::io::Result<zstd::bulk::Compressor<'static>> {
+pub(crate) fn checksummed_compressor(level: i32) -> std::io::Result<zstd::bulk::Compressor<'static>> {
     let mut compressor = zstd::bulk::Compressor::new(level)?;
     compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
     Ok(compressor)

@@ -1,6 +1,6 @@
 //! Data frames: decompressing one (bounded by the size it declares) and finding its records.
 
-use crate::codec::{self, RecordError};
+use crate::codec::{DecodeError, Records};
 use crate::container::{self, FrameShape, IndexEntry, ZSTD_MAGIC};
 use crate::error::{Result, TraceError};
 
@@ -50,58 +50,31 @@ pub(super) fn decode_frame(
         let ceiling = container::MAX_DATA_FRAME_CONTENT;
         return Err(damaged(format!("declared size {content_size} is past the {ceiling}-byte ceiling")));
     }
-    let mut framing = codec::FramingCheck::new(content_size as usize, expected);
-    let bytes = decompress(compressed, content_size as usize, |produced| framing.advance(produced)).map_err(
-        |error| match error {
-            InflateError::Damaged(detail) => damaged(detail),
-            InflateError::NoMemory { .. } => error.into_trace_error("data frame", offset),
-        },
-    )?;
-    let bodies = codec::record_bodies(&bytes, expected).map_err(|(at, detail)| {
-        TraceError::corrupt("data frame", offset, format!("frame {index}, decompressed byte {at}: {detail}"))
+    let at_byte = |(at, detail): (usize, String)| format!("decompressed byte {at}: {detail}");
+    // A frame that streams has its records found as it inflates; `finish` takes the rest.
+    let mut records = Records::new(content_size as usize, expected);
+    let bytes =
+        decompress(compressed, content_size as usize, |produced| records.advance(produced).map_err(at_byte))
+            .map_err(|error| match error {
+                DecodeError::Malformed(detail) => damaged(detail.into_owned()),
+                no_memory @ DecodeError::NoMemory { .. } => no_memory.into_trace_error("data frame", offset),
+            })?;
+    let bodies = records.finish(&bytes).map_err(|error| {
+        TraceError::corrupt("data frame", offset, format!("frame {index}, {}", at_byte(error)))
     })?;
     Ok(LoadedFrame { bytes, bodies })
 }
 
+/// The error for record `seq` of data frame `frame_index`.
 pub(super) fn record_error(
     frame_index: usize,
     entry: &IndexEntry,
     seq: u64,
-    error: RecordError,
+    error: DecodeError,
 ) -> TraceError {
-    match error {
-        RecordError::Malformed(detail) => TraceError::corrupt(
-            "event",
-            entry.offset,
-            format!("event {seq} in data frame {frame_index}: {detail}"),
-        ),
-        RecordError::NoMemory { bytes } => {
-            TraceError::OutOfMemory { what: "event", offset: entry.offset, bytes: bytes as u64 }
-        }
-    }
-}
-
-/// Why a frame could not be inflated.
-#[derive(Debug)]
-pub(crate) enum InflateError {
-    /// The bytes are not what they claim: zstd's diagnosis, a wrong size, or what the
-    /// caller's check found in the bytes produced so far.
-    Damaged(String),
-    /// The machine would not give the memory for bytes the frame really holds.
-    NoMemory {
-        /// How many bytes were asked for in all.
-        bytes: usize,
-    },
-}
-
-impl InflateError {
-    /// The typed error for the frame at `offset`, described as `what`.
-    pub(crate) fn into_trace_error(self, what: &'static str, offset: u64) -> TraceError {
-        match self {
-            InflateError::Damaged(detail) => TraceError::corrupt(what, offset, detail),
-            InflateError::NoMemory { bytes } => TraceError::OutOfMemory { what, offset, bytes: bytes as u64 },
-        }
-    }
+    error
+        .context(format_args!("event {seq} in data frame {frame_index}"))
+        .into_trace_error("event", entry.offset)
 }
 
 /// Frames up to this size are inflated in one call into a buffer of their declared size;
@@ -111,22 +84,24 @@ const ONE_SHOT_LIMIT: usize = 8 << 20;
 /// The buffer a streaming pass reads through when it keeps nothing (hashing).
 const STREAM_CHUNK: usize = 1 << 20;
 
-fn zstd_error(code: usize, size: usize) -> InflateError {
+fn zstd_error(code: usize, size: usize) -> DecodeError {
     use zstd::zstd_safe::zstd_sys::ZSTD_ErrorCode;
     if zstd::zstd_safe::is_error_kind(code, ZSTD_ErrorCode::ZSTD_error_memory_allocation) {
-        return InflateError::NoMemory { bytes: size };
+        return DecodeError::NoMemory { bytes: size };
     }
-    InflateError::Damaged(
-        if zstd::zstd_safe::is_error_kind(code, ZSTD_ErrorCode::ZSTD_error_checksum_wrong) {
-            "checksum mismatch".to_string()
-        } else {
-            zstd::zstd_safe::get_error_name(code).to_string()
-        },
-    )
+    if zstd::zstd_safe::is_error_kind(code, ZSTD_ErrorCode::ZSTD_error_checksum_wrong) {
+        return "checksum mismatch".into();
+    }
+    zstd::zstd_safe::get_error_name(code).to_string().into()
 }
 
-fn wrong_size(produced: usize, size: usize) -> InflateError {
-    InflateError::Damaged(format!("decompressed to {produced} bytes, expected {size}"))
+/// Checks that a frame produced exactly the `size` bytes it should have.
+fn exactly(produced: usize, size: usize) -> std::result::Result<(), DecodeError> {
+    if produced == size {
+        Ok(())
+    } else {
+        Err(format!("decompressed to {produced} bytes, expected {size}").into())
+    }
 }
 
 /// Streams one zstd frame out of memory, keeping zstd's own error codes (its `io::Read`
@@ -145,7 +120,7 @@ impl<'a> FrameStream<'a> {
     }
 
     /// Fills as much of `buf` as the frame still holds; fewer bytes only at its end.
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, InflateError> {
+    fn read(&mut self, buf: &mut [u8]) -> std::result::Result<usize, DecodeError> {
         use zstd::zstd_safe::{InBuffer, OutBuffer};
         let mut filled = 0;
         while filled < buf.len() && !self.done {
@@ -161,11 +136,21 @@ impl<'a> FrameStream<'a> {
             if left == 0 {
                 self.done = true;
             } else if used == 0 && made == 0 {
-                return Err(InflateError::Damaged("the frame is cut short".into()));
+                return Err("the frame is cut short".into());
             }
         }
         Ok(filled)
     }
+}
+
+/// Inflates a frame known to hold `size` bytes in one call, into a buffer of that size.
+fn inflate_exact(frame: &[u8], size: usize) -> std::result::Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(size).map_err(|_| DecodeError::NoMemory { bytes: size })?;
+    let mut dctx = zstd::zstd_safe::DCtx::create();
+    dctx.decompress(&mut out, frame).map_err(|code| zstd_error(code, size))?;
+    exactly(out.len(), size)?;
+    Ok(out)
 }
 
 /// Decompresses one zstd frame that should produce exactly `size` bytes. A frame within
@@ -176,17 +161,10 @@ impl<'a> FrameStream<'a> {
 pub(crate) fn decompress(
     frame: &[u8],
     size: usize,
-    mut check: impl FnMut(&[u8]) -> Result<(), String>,
-) -> Result<Vec<u8>, InflateError> {
+    mut check: impl FnMut(&[u8]) -> std::result::Result<(), String>,
+) -> std::result::Result<Vec<u8>, DecodeError> {
     if size <= ONE_SHOT_LIMIT {
-        let mut out = Vec::new();
-        out.try_reserve_exact(size).map_err(|_| InflateError::NoMemory { bytes: size })?;
-        let mut dctx = zstd::zstd_safe::DCtx::create();
-        dctx.decompress(&mut out, frame).map_err(|code| zstd_error(code, size))?;
-        if out.len() != size {
-            return Err(wrong_size(out.len(), size));
-        }
-        return Ok(out);
+        return inflate_exact(frame, size);
     }
     let mut stream = FrameStream::new(frame, size);
     let mut out: Vec<u8> = Vec::new();
@@ -194,28 +172,25 @@ pub(crate) fn decompress(
         // One byte past `size` is room to notice a frame that inflates further than it says.
         let want = (out.len().max(STREAM_CHUNK)).min(size + 1 - out.len());
         let filled = out.len();
-        out.try_reserve_exact(want).map_err(|_| InflateError::NoMemory { bytes: size })?;
+        out.try_reserve_exact(want).map_err(|_| DecodeError::NoMemory { bytes: size })?;
         out.resize(filled + want, 0);
         let produced = stream.read(&mut out[filled..])?;
         out.truncate(filled + produced);
         if out.len() > size {
-            return Err(wrong_size(out.len(), size));
+            exactly(out.len(), size)?;
         }
-        check(&out).map_err(InflateError::Damaged)?;
+        check(&out)?;
         if produced < want {
             break;
         }
     }
-    if out.len() != size {
-        return Err(wrong_size(out.len(), size));
-    }
+    exactly(out.len(), size)?;
     Ok(out)
 }
 
 /// The SHA-256 of what a zstd frame inflates to, which must be exactly `size` bytes, in
-/// memory independent of `size`: checking a module's hash this way before inflating it into
-/// memory means a module that is not what the header says never costs its claimed size.
-pub(crate) fn inflated_sha256(frame: &[u8], size: usize) -> Result<[u8; 32], InflateError> {
+/// memory independent of `size`.
+fn inflated_sha256(frame: &[u8], size: usize) -> std::result::Result<[u8; 32], DecodeError> {
     use sha2::Digest;
     let mut stream = FrameStream::new(frame, size);
     let mut hasher = sha2::Sha256::new();
@@ -225,29 +200,32 @@ pub(crate) fn inflated_sha256(frame: &[u8], size: usize) -> Result<[u8; 32], Inf
         let n = stream.read(&mut chunk)?;
         total += n;
         if total > size {
-            return Err(wrong_size(total, size));
+            exactly(total, size)?;
         }
         hasher.update(&chunk[..n]);
         if n < chunk.len() {
             break;
         }
     }
-    if total != size {
-        return Err(wrong_size(total, size));
-    }
+    exactly(total, size)?;
     Ok(hasher.finalize().into())
 }
 
 /// Inflates a module frame of `size` bytes that must hash to `sha256`; `None` when it
-/// inflates to other bytes. A large module is hashed in a streaming pass first.
+/// inflates to other bytes. A large module is hashed in a streaming pass before it is
+/// inflated into memory, so a module that is not the one named never costs its claimed size;
+/// once that pass has proved the frame's bytes, they are inflated in one call, unhashed.
 pub(crate) fn inflate_module(
     frame: &[u8],
     size: usize,
     sha256: &[u8; 32],
-) -> Result<Option<Vec<u8>>, InflateError> {
-    if size > ONE_SHOT_LIMIT && inflated_sha256(frame, size)? != *sha256 {
-        return Ok(None);
+) -> std::result::Result<Option<Vec<u8>>, DecodeError> {
+    if size > ONE_SHOT_LIMIT {
+        if inflated_sha256(frame, size)? != *sha256 {
+            return Ok(None);
+        }
+        return inflate_exact(frame, size).map(Some);
     }
-    let bytes = decompress(frame, size, |_| Ok(()))?;
+    let bytes = inflate_exact(frame, size)?;
     Ok((crate::header::sha256(&bytes) == *sha256).then_some(bytes))
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use events::Events;
-pub(crate) use frame::{InflateError, inflate_module};
+pub(crate) use frame::inflate_module;
 use frame::{LoadedFrame, decode_frame, record_error};
 pub use repair::{RepairOutcome, repair};
 

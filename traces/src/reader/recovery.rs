@@ -3,7 +3,7 @@
 
 use crate::codec::{self, Record};
 use crate::container::{self, FrameShape, IndexEntry, TAG_INDEX, TAG_MODULE, WTRACE_SKIPPABLE_MAGIC};
-use crate::error::{Result, TraceError};
+use crate::error::Result;
 use crate::event::EventKind;
 
 use super::{Completeness, LoadedFrame, TraceData};
@@ -79,12 +79,7 @@ impl TraceData {
             match codec::decode_record(frame.record(i), self.newer_minor()) {
                 Ok(Record::Event(event)) => counts[event.kind().index()] += 1,
                 Ok(Record::Unknown { .. }) => counts.push(1),
-                Err(codec::RecordError::Malformed(detail)) => {
-                    return Err(TraceError::corrupt("event", offset, detail));
-                }
-                Err(codec::RecordError::NoMemory { bytes }) => {
-                    return Err(TraceError::OutOfMemory { what: "event", offset, bytes: bytes as u64 });
-                }
+                Err(error) => return Err(error.into_trace_error("event", offset)),
             }
         }
         Ok(counts)
