@@ -23,7 +23,7 @@ command -v riscv64-linux-gnu-gcc >/dev/null || missing+=(gcc-riscv64-linux-gnu l
 command -v s390x-linux-gnu-gcc >/dev/null || missing+=(gcc-s390x-linux-gnu libc6-dev-s390x-cross)
 # The Windows stub: linked by mingw, run under Wine.
 command -v x86_64-w64-mingw32-gcc >/dev/null || missing+=(gcc-mingw-w64-x86-64)
-command -v wine >/dev/null || missing+=(wine64)
+command -v wine >/dev/null || missing+=(wine wine64)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo=sudo
@@ -69,7 +69,10 @@ cargo clippy -p wtrace-runtime --target x86_64-pc-windows-gnu --locked -- -D war
 # A Wine prefix of the project's own, with the one DLL Wine 8 lacks that Rust programs need.
 export WINEPREFIX="$PWD/target/wine" WINEDEBUG=-all
 if [ ! -f "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" ]; then
+  # wineboot complains about the missing display and services it does not need; the prefix is
+  # what counts.
   wineboot --init >/dev/null 2>&1 || true
+  [ -d "$WINEPREFIX/drive_c/windows/system32" ] || { echo "wineboot did not create $WINEPREFIX" >&2; exit 1; }
   x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
     scripts/wine/bcryptprimitives.c scripts/wine/bcryptprimitives.def -ladvapi32
 fi

@@ -17,7 +17,8 @@ static SEEDS: LazyLock<[Parts; 2]> = LazyLock::new(|| [Parts::seed(false), Parts
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, part)) = data.split_first() else { return };
     let mut parts = SEEDS[usize::from(selector & 1)].clone();
-    match (selector >> 1) % 7 {
+    let arm = (selector >> 1) % 7;
+    match arm {
         0 => parts.header = part.to_vec(),
         1 => parts.modules = vec![part.to_vec()],
         2 => parts.index = Some(part.to_vec()),
@@ -34,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let bytes = parts.assemble();
-    let cut = (selector >> 1 == 6).then(|| bytes.clone());
+    let cut = (arm == 6).then(|| bytes.clone());
     let Ok(trace) = wtrace_traces::Trace::from_bytes(bytes) else { return };
     for item in trace.events().on_this_thread() {
         if item.is_err() {

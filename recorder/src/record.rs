@@ -28,6 +28,11 @@ use crate::wasi;
 /// Captured stdout and stderr pipes.
 type Captured = Option<(MemoryOutputPipe, MemoryOutputPipe)>;
 
+/// What the captured pipes hold (nothing when output was not captured).
+fn captured_output(captured: Captured) -> (Vec<u8>, Vec<u8>) {
+    captured.map(|(out, err)| (out.contents().to_vec(), err.contents().to_vec())).unwrap_or_default()
+}
+
 /// The header of a recording of `binary` with these options.
 fn header(
     options: &RecordOptions,
@@ -123,6 +128,7 @@ pub fn record(options: &RecordOptions, trace_path: &Path) -> Result<Recorded, Re
 fn finish_failed(
     state: RecordState,
     failure: TraceError,
+    captured: Captured,
     trace_path: &Path,
 ) -> Result<Recorded, RecordError> {
     let (frames, in_host_call) = state.failed_in.unwrap_or_default();
@@ -130,13 +136,14 @@ fn finish_failed(
     let mut writer = state.writer;
     let finished =
         writer.append(&Event::Interrupted(Box::new(interruption.clone()))).and_then(|_| writer.finish());
+    let (stdout, stderr) = captured_output(captured);
     match finished {
         Ok(summary) => Ok(Recorded {
             end: RunEnd::Interrupted(Box::new(interruption)),
             report: None,
             events: summary.events,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
+            stdout,
+            stderr,
             audit: state.audit.unwrap_or_default(),
             compiled: wtrace_runtime::cache::Lookup::Off,
         }),
@@ -216,7 +223,7 @@ fn run(
         entry::run(&mut store, &linker, module, options.invoke.as_deref(), &options.args)?
     };
     if let Some(failure) = store.data_mut().failed.take() {
-        return finish_failed(store.into_data(), failure, trace_path);
+        return finish_failed(store.into_data(), failure, captured, trace_path);
     }
     let ended = match store.data_mut().interruption.take() {
         Some(interruption) => Ended { end: RunEnd::Interrupted(Box::new(interruption)), report: None },
@@ -236,8 +243,7 @@ fn run(
     // A trap is flushed at once so that nothing is lost if the process dies after it.
     writer.flush().map_err(io)?;
     let summary = writer.finish().map_err(io)?;
-    let (stdout, stderr) =
-        captured.map(|(out, err)| (out.contents().to_vec(), err.contents().to_vec())).unwrap_or_default();
+    let (stdout, stderr) = captured_output(captured);
     Ok(Recorded {
         end: ended.end,
         report: ended.report,

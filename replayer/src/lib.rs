@@ -11,7 +11,9 @@ mod state;
 
 pub use assert::TrapAssert;
 pub use error::ReplayError;
-pub use replay::{Divergence, Replay, ReplayOptions, ends_match, moved_trap, recorded_end, replay};
+pub use replay::{
+    Divergence, Replay, ReplayOptions, ends_match, moved_trap, recorded_end, recorded_settings, replay,
+};
 pub use state::OutputSink;
 pub use wtrace_runtime::RunEnd;
 pub use wtrace_runtime::native::RegisterComparison;

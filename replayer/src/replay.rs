@@ -15,7 +15,7 @@ use wtrace_runtime::module::{CompileOptions, Compiled};
 use wtrace_runtime::native::{self, RegisterComparison};
 use wtrace_runtime::outcome::describe_frame;
 use wtrace_runtime::{EngineSettings, NativeCapturer, RunEnd, WASMTIME_VERSION, entry, module};
-use wtrace_traces::{Event, Frame, Interruption, NativeCapture, Trace, TraceError, sha256};
+use wtrace_traces::{Event, Frame, Interruption, NativeCapture, Trace, TraceError, Trap, sha256};
 
 use crate::error::ReplayError;
 use crate::state::{MemoryLimit, OutputSink, ReplayState, Stopped};
@@ -112,14 +112,18 @@ impl Replay {
 pub fn ends_match(recorded: &RunEnd, replayed: &RunEnd) -> bool {
     match (recorded, replayed) {
         (RunEnd::Trapped(a), RunEnd::Trapped(b)) => {
-            a.code == b.code
-                && a.message == b.message
-                && (a.frames == b.frames || moved_trap(recorded, replayed).is_some())
-                && a.wasm_fault_address == b.wasm_fault_address
-                && a.memory_size == b.memory_size
+            same_trap_but_frames(a, b) && (a.frames == b.frames || moved_trap(recorded, replayed).is_some())
         }
         (a, b) => a == b,
     }
+}
+
+/// Whether two traps agree in all but their frames and what only a native capture adds.
+fn same_trap_but_frames(a: &Trap, b: &Trap) -> bool {
+    a.code == b.code
+        && a.message == b.message
+        && a.wasm_fault_address == b.wasm_fault_address
+        && a.memory_size == b.memory_size
 }
 
 /// The innermost Wasm PCs `(recorded, replayed)` of one trap that the engine raised at two
@@ -131,6 +135,9 @@ pub fn ends_match(recorded: &RunEnd, replayed: &RunEnd) -> bool {
 /// same trap moves.
 pub fn moved_trap(recorded: &RunEnd, replayed: &RunEnd) -> Option<(u32, u32)> {
     let (RunEnd::Trapped(a), RunEnd::Trapped(b)) = (recorded, replayed) else { return None };
+    if !same_trap_but_frames(a, b) {
+        return None;
+    }
     let ([first_a, rest_a @ ..], [first_b, rest_b @ ..]) = (&a.frames[..], &b.frames[..]) else {
         return None;
     };
@@ -318,7 +325,7 @@ pub(crate) fn guest_status(seq: u64, code: i32) -> Result<i32, TraceError> {
 /// The engine settings a trace was recorded with, when this build can replay them: the same
 /// Wasmtime version (whose machine code and stack depths the trace reflects) and settings it
 /// knows.
-pub(crate) fn recorded_settings(run: &wtrace_traces::RunInfo) -> Result<EngineSettings, ReplayError> {
+pub fn recorded_settings(run: &wtrace_traces::RunInfo) -> Result<EngineSettings, ReplayError> {
     if run.wasmtime_version != WASMTIME_VERSION {
         return Err(ReplayError::WasmtimeVersion {
             recorded: run.wasmtime_version.clone(),
@@ -370,5 +377,13 @@ mod tests {
             assert!(!ends_match(&recorded, &other), "{other:?}");
             assert_eq!(moved_trap(&recorded, &other), None);
         }
+        // Another trap one instruction on in the same function has not moved.
+        let RunEnd::Trapped(mut other) = trapped_at(&[(1, 0x65), (2, 0x72), (3, 0x77)]) else {
+            unreachable!()
+        };
+        other.message = "wasm trap: integer divide by zero".into();
+        let other = RunEnd::Trapped(other);
+        assert!(!ends_match(&recorded, &other));
+        assert_eq!(moved_trap(&recorded, &other), None);
     }
 }

@@ -144,7 +144,7 @@ pub(crate) fn run(args: &ReplayArgs) -> Result<i32, CliError> {
     };
     let module_name = trace.header().run.modules.first().map_or_else(String::new, |m| m.name.clone());
     if let Some(timeout) = args.timeout {
-        start_watchdog(timeout, &trace_path, &module_name);
+        start_watchdog(timeout, &trace, &trace_path, &module_name);
     }
     let replay =
         replayer::replay(&trace, options).map_err(|e| replay_error(&e, &trace_path, &module_name))?;
@@ -323,12 +323,15 @@ fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
 /// How long after `--timeout` the watchdog ends a replay the library has not stopped.
 const WATCHDOG_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Ends the process with the `--timeout` error a moment after the deadline. The library stops
-/// a replay at its deadline by itself at every host call, and while the guest computes when
-/// the trace was recorded with epoch checks; a trace recorded without them (format 1.0) can
-/// compute forever between two host calls, and only this watchdog ends it.
-fn start_watchdog(timeout: std::time::Duration, trace: &Path, module: &str) {
-    let (trace, module) = (trace.to_path_buf(), module.to_string());
+/// Ends the process with the `--timeout` error a moment after the deadline, for a trace
+/// recorded without epoch checks (format 1.0): the library stops such a replay only at its host
+/// calls, and a guest can compute forever between two.
+fn start_watchdog(timeout: std::time::Duration, trace: &wtrace::Trace, path: &Path, module: &str) {
+    // A trace recorded with epoch checks is stopped at its deadline by the library itself.
+    if replayer::recorded_settings(&trace.header().run).is_ok_and(|settings| settings.is_interruptible()) {
+        return;
+    }
+    let (trace, module) = (path.to_path_buf(), module.to_string());
     std::thread::spawn(move || {
         std::thread::sleep(timeout + WATCHDOG_GRACE);
         let error = replay_error(&ReplayError::TimedOut { after: timeout }, &trace, &module);

@@ -92,12 +92,14 @@ pub(crate) fn wtrace_command() -> Command {
         Some(binary) => {
             let runner = std::env::var("WTRACE_TEST_RUNNER").unwrap_or_default();
             let mut words = runner.split_whitespace();
-            let mut command = match words.next() {
-                Some(program) => Command::new(program),
-                None => return Command::new(binary),
-            };
-            command.args(words).arg(binary);
-            command
+            match words.next() {
+                Some(program) => {
+                    let mut command = Command::new(program);
+                    command.args(words).arg(binary);
+                    command
+                }
+                None => Command::new(binary),
+            }
         }
         None => Command::new(env!("CARGO_BIN_EXE_wtrace")),
     };

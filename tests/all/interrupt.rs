@@ -32,9 +32,17 @@ fn wait_for_line(child: &mut Child, line: &str) {
     }
 }
 
-/// Sends `signal` (`INT`, `TERM`, `KILL`) with kill(1), as a user would.
+/// Sends `signal` (`INT`, `TERM`, `KILL`) as a shell's `kill` would, through Python's
+/// `os.kill` (Python is on every machine that runs these tests; `kill(1)` needs procps).
 fn signal(child: &Child, signal: &str) {
-    let sent = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+    let sent = Command::new("python3")
+        .args([
+            "-c",
+            "import os, signal, sys; os.kill(int(sys.argv[1]), getattr(signal, 'SIG' + sys.argv[2]))",
+        ])
+        .args([child.id().to_string(), signal.to_string()])
+        .status()
+        .unwrap();
     assert!(sent.success());
 }
 

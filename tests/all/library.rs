@@ -171,6 +171,51 @@ fn custom_host_functions_are_recorded_generically() {
     );
 }
 
+/// A host function imported twice is attributed, call by call, to the import it went
+/// through, when recording as when replaying, so the replay matches.
+#[test]
+fn host_functions_imported_twice_are_told_apart() {
+    use wtrace::runtime::wasmtime::{Val, ValType};
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("twice.wat");
+    std::fs::write(
+        &module,
+        r#"(module
+  (import "env" "next" (func $first (result i32)))
+  (import "env" "next" (func $second (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $second))
+    (drop (call $first))
+    (drop (call $second))))"#,
+    )
+    .unwrap();
+    let path = dir.path().join("twice.zst");
+    let counter = std::sync::atomic::AtomicI32::new(0);
+    let options = RecordOptions::from_file(&module).unwrap().host_func(
+        "env",
+        "next",
+        &[],
+        &[ValType::I32],
+        move |_, _, results| {
+            results[0] = Val::I32(counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+            Ok(())
+        },
+    );
+    wtrace::record(&options, &path).unwrap();
+    let trace = Trace::open(&path).unwrap();
+    let imports: Vec<u32> = trace
+        .events()
+        .map(Result::unwrap)
+        .filter_map(|(_, event)| match event {
+            Event::HostCall(call) => Some(call.import.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(imports, [1, 0, 1], "the import each call went through");
+    wtrace::replay(&trace).unwrap().assert_matched();
+}
+
 /// Imports of types WASI never uses (floats here) are replayed through Wasmtime's untyped
 /// path, which must give the same results.
 #[test]

@@ -11,6 +11,9 @@ use crate::codec::DecodeError;
 
 type Result<T> = std::result::Result<T, DecodeError>;
 
+/// The most parameters or results a Wasm function type has (wasmparser's limit, 1000 each).
+const MAX_VALUES: usize = 1000;
+
 /// A copy of `bytes` into `out`, which the machine may refuse when they are many.
 fn copy_into(out: &mut Vec<u8>, bytes: &[u8]) -> Result<()> {
     out.clear();
@@ -131,9 +134,14 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// Decodes a list of values into `out`, reusing its buffer.
+    /// Decodes a list of values into `out`, reusing its buffer. A call has no more parameters
+    /// or results than a Wasm function type may ([`MAX_VALUES`]), which bounds the buffer
+    /// before it is reserved.
     fn values_into(&mut self, out: &mut Vec<Value>) -> Result<()> {
         let n = self.len()?;
+        if n > MAX_VALUES {
+            return Err(format!("{n} values, more than a function takes or returns").into());
+        }
         out.clear();
         out.reserve(n);
         for _ in 0..n {
@@ -157,6 +165,10 @@ impl<'a> Cursor<'a> {
                 span.offset = offset;
                 copy_into(&mut span.bytes, bytes)?;
             } else {
+                // A span takes a few bytes of the record but far more in memory: the list may
+                // grow past what the machine gives for a record of many empty spans.
+                out.try_reserve(1)
+                    .map_err(|_| DecodeError::NoMemory { bytes: (i + 1) * size_of::<MemoryBytes>() })?;
                 let mut copy = Vec::new();
                 copy_into(&mut copy, bytes)?;
                 out.push(MemoryBytes { memory, offset, bytes: copy });
@@ -419,5 +431,19 @@ mod tests {
         let mut decoded = call;
         assert_eq!(decode_host_call_into(&bytes, &mut decoded), Ok(bytes.len()));
         assert_eq!(decoded.printed, None);
+    }
+
+    #[test]
+    fn more_values_than_a_function_has_are_refused_before_reserving() {
+        // Import 0, then 2000 parameters, each an `I32(0)` of two bytes: a record a few KiB
+        // long whose list a reader must not believe.
+        let mut bytes = vec![0, 0xfb];
+        bytes.extend_from_slice(&2000u16.to_le_bytes());
+        bytes.extend(std::iter::repeat_n([0u8, 0], 2000).flatten());
+        let error = decode_host_call_into(&bytes, &mut HostCall::empty()).unwrap_err();
+        assert_eq!(
+            error,
+            DecodeError::from("2000 values, more than a function takes or returns".to_string())
+        );
     }
 }
