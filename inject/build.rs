@@ -1,6 +1,5 @@
 //! Sets the one custom cfg of the crate, `wtrace_inject`, on the targets that have a
-//! call-injection stub, so that every item the stubs share keys on a single name instead of a
-//! list of platforms that must be kept the same in many places.
+//! call-injection stub: what every item the stubs share keys on.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(wtrace_inject)");

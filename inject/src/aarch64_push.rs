@@ -6,6 +6,9 @@
 //! handler answers that fault by restoring PC, SP and X0 from the block at SP, which it can do
 //! from another thread too (the Mach handler), since the block is found through SP alone.
 
+/// The NZCV bits of PSTATE (CPSR on macOS).
+pub(crate) const NZCV: u64 = 0xf000_0000;
+
 /// Bytes kept free below the interrupted SP (aarch64 has no red zone; this is a margin).
 const MARGIN: u64 = 128;
 
@@ -227,7 +230,7 @@ pushed_stub!(
 );
 
 // Mach-O: C symbols carry a leading underscore.
-#[cfg(target_vendor = "apple")]
+#[cfg(target_os = "macos")]
 pushed_stub!(
     ".section __TEXT,__text,regular,pure_instructions",
     ".p2align 4",

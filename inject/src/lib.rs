@@ -18,7 +18,7 @@
 //! every signal. `build.rs` sets the one cfg, `wtrace_inject`, on the targets with a stub.
 #![allow(unsafe_code)]
 
-#[cfg(all(target_arch = "aarch64", any(target_os = "linux", target_vendor = "apple")))]
+#[cfg(all(target_arch = "aarch64", any(target_os = "linux", target_os = "macos")))]
 mod aarch64_push;
 #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
 mod linux_aarch64;
@@ -28,11 +28,13 @@ mod linux_aarch64_tests;
 mod linux_x86_64;
 #[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
 mod linux_x86_64_tests;
+#[cfg(all(wtrace_inject, not(target_os = "macos")))]
+mod slot;
 #[cfg(all(test, target_os = "linux"))]
 mod test_harness;
 #[cfg(all(test, any(target_os = "linux", windows)))]
 mod test_support;
-#[cfg(all(target_arch = "x86_64", any(target_os = "linux", target_vendor = "apple")))]
+#[cfg(all(target_arch = "x86_64", any(target_os = "linux", target_os = "macos")))]
 mod x86_64_push;
 
 #[cfg(all(target_os = "linux", target_arch = "riscv64"))]
@@ -244,7 +246,7 @@ impl Armed {
     /// by giving the thread its previous exception ports back; this points it at wtrace's
     /// again. Elsewhere there is nothing to do.
     pub fn rearm(&self) {
-        #[cfg(target_vendor = "apple")]
+        #[cfg(target_os = "macos")]
         platform::rearm(self.slot, self.arming);
     }
 }
@@ -312,7 +314,7 @@ pub unsafe fn handle_signal(
     info: *const libc::siginfo_t,
     context: *mut libc::c_void,
 ) -> bool {
-    #[cfg(all(wtrace_inject, unix))]
+    #[cfg(wtrace_inject)]
     {
         // SAFETY: forwarded from this function's own contract.
         unsafe { platform::handle(signum, info, context) }
@@ -397,6 +399,28 @@ fn walk_frames(
     frames
 }
 
+/// The frame walk a capture of `registers` starts: each architecture's frame pointer and
+/// record layout (s390x, which keeps no frame-pointer register, through the back chain the
+/// stack pointer points at, with the return address 112 bytes into each record, as Wasmtime's
+/// own unwinder reads it).
+#[cfg(wtrace_inject)]
+fn walk(registers: &RawRegisters, ranges: &[(usize, usize)], stack: (u64, u64)) -> Vec<(u64, u64)> {
+    match registers {
+        RawRegisters::X86_64 { gprs, rip, .. } => walk_frames(*rip, gprs[6], gprs[7], ranges, stack, 8, 8),
+        RawRegisters::Aarch64 { x, sp, pc, .. } => walk_frames(*pc, x[29], *sp, ranges, stack, 16, 8),
+        RawRegisters::Riscv64 { x, pc, .. } => walk_frames(*pc, x[7], x[1], ranges, stack, 8, 8),
+        RawRegisters::S390x { r, psw_addr, .. } => {
+            let (sp, (low, high)) = (r[15], stack);
+            if sp < low || sp.saturating_add(8) > high || !sp.is_multiple_of(8) {
+                return vec![(*psw_addr, 0)];
+            }
+            // SAFETY: `sp` lies within this thread's stack (checked above), mapped and readable.
+            let back_chain = unsafe { *(sp as *const u64) };
+            walk_frames(*psw_addr, back_chain, sp, ranges, stack, 8, 112)
+        }
+    }
+}
+
 /// Stack the callback may use below the stub's own frame: an injected call is refused (the
 /// fault goes to Wasmtime uncaptured) unless the thread's stack has this much room left.
 #[cfg(wtrace_inject)]
@@ -475,7 +499,7 @@ fn unpublish<T>(key: &'static SlotKey<T>, slot: *mut T, arming: u64) -> Option<B
 }
 
 /// The calling thread's stack bounds, `(0, 0)` when unknown (a frame walk then stops at once).
-#[cfg(target_vendor = "apple")]
+#[cfg(target_os = "macos")]
 fn thread_stack() -> (u64, u64) {
     // SAFETY: both calls only read the calling thread's own attributes.
     let (top, size) = unsafe {

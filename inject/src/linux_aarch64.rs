@@ -8,20 +8,12 @@
 //! is declined.
 
 use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use libc::{c_int, c_void, siginfo_t, ucontext_t};
 
-use crate::aarch64_push::{FpState, PushedState, ThreadState};
+use crate::aarch64_push::{FpState, NZCV, PushedState, ThreadState};
+use crate::slot::Capturing;
 use crate::{Capture, RawRegisters};
-
-/// The NZCV bits of PSTATE.
-const NZCV: u64 = 0xf000_0000;
-
-const IDLE: u32 = 0;
-const CAPTURING: u32 = 1;
-const DELIVERED: u32 = 2;
 
 /// `fpsimd_context` magic in the signal frame's reserved area.
 const FPSIMD_MAGIC: u32 = 0x4650_8001;
@@ -38,14 +30,8 @@ pub(crate) struct Slot {
     q: [u128; 32],
     fpsr: u32,
     fpcr: u32,
-    state: AtomicU32,
-    signal: c_int,
-    si_code: c_int,
-    fault_address: u64,
-    ranges: Vec<(usize, usize)>,
-    stack: (u64, u64),
-    callback: Box<dyn FnMut(&Capture)>,
     strategy: crate::Strategy,
+    common: Capturing,
 }
 
 const _: () = assert!(std::mem::offset_of!(Slot, pc) == 256);
@@ -71,14 +57,8 @@ pub(crate) fn arm(
             q: [0; 32],
             fpsr: 0,
             fpcr: 0,
-            state: AtomicU32::new(IDLE),
-            signal: 0,
-            si_code: 0,
-            fault_address: 0,
-            ranges,
-            stack: crate::thread_stack(),
-            callback,
             strategy,
+            common: Capturing::new(ranges, callback),
         }),
     )
 }
@@ -113,9 +93,8 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     if !crate::raised_by_fault(si_code) {
         return false;
     }
-    // SAFETY: a published slot is live and owned by this thread. Until its state shows no
-    // capture under way, only the atomic `state` is touched: `deliver` may be using the rest.
-    if unsafe { &*std::ptr::addr_of!((*slot).state) }.load(Ordering::Relaxed) == CAPTURING {
+    // SAFETY: a published slot is live and owned by this thread.
+    if unsafe { Capturing::busy(std::ptr::addr_of!((*slot).common)) } {
         return false;
     }
     // SAFETY: no capture is under way, so nothing else references the slot; the kernel passed
@@ -123,7 +102,7 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     let (slot, uc) = unsafe { (&mut *slot, &mut *context.cast::<ucontext_t>()) };
     let mc = &mut uc.uc_mcontext;
     let pc = mc.pc;
-    if pc == RESUME as usize as u64 && slot.state.load(Ordering::Relaxed) == DELIVERED {
+    if pc == RESUME as usize as u64 && slot.common.delivered() {
         // The stub restored x1–x30, the flags and the vector state; put back what the handler
         // changed, and the kernel restores everything on return.
         mc.pc = slot.pc;
@@ -141,25 +120,15 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
             return true;
         }
     }
-    if !crate::in_ranges(&slot.ranges, pc) {
-        return false;
-    }
-    if slot.state.load(Ordering::Relaxed) == DELIVERED && slot.pc == pc {
-        slot.state.store(IDLE, Ordering::Relaxed);
-        return false;
-    }
-    // The injected frame must fit on this thread's stack with room for the callback.
-    if !crate::has_room(mc.sp, slot.stack) {
+    if !slot.common.admits(pc, mc.sp, slot.pc) {
         return false;
     }
     slot.x = mc.regs;
     slot.sp = mc.sp;
     slot.pc = pc;
     slot.pstate = mc.pstate;
-    slot.signal = signum;
     // SAFETY: `info` is the kernel's siginfo for this signal.
-    slot.fault_address = unsafe { (*info).si_addr() } as u64;
-    slot.si_code = si_code;
+    let fault_address = unsafe { (*info).si_addr() } as u64;
     if let Some(record) = fpsimd(uc) {
         // SAFETY: an FPSIMD record is `magic, size, fpsr, fpcr, vregs[32]` (16-byte aligned).
         unsafe {
@@ -170,13 +139,13 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
             }
         }
     }
-    slot.state.store(CAPTURING, Ordering::Relaxed);
+    slot.common.begin(signum, si_code, fault_address);
     let mc = &mut uc.uc_mcontext;
     if slot.strategy == crate::Strategy::StackPush {
         let mut state = ThreadState { x: slot.x, sp: slot.sp, pc, nzcv: slot.pstate & NZCV };
-        // SAFETY: the interrupted SP is on this thread's stack, mapped below it far enough for
-        // the block (Wasm code leaves the host's share of the stack free).
-        unsafe { crate::aarch64_push::push_state(&mut state, (signum, slot.si_code, slot.fault_address)) };
+        // SAFETY: the interrupted SP is on this thread's stack, with room below it for the
+        // block (`admits` checked it).
+        unsafe { crate::aarch64_push::push_state(&mut state, (signum, si_code, fault_address)) };
         mc.sp = state.sp;
         mc.pc = state.pc;
         mc.regs[0] = state.x[0];
@@ -205,9 +174,6 @@ pub(crate) fn deliver_pushed_state(block: &PushedState, fp: *const u8) {
         (*slot).sp = block.sp;
         (*slot).pc = block.pc;
         (*slot).pstate = block.nzcv;
-        (*slot).signal = block.signal;
-        (*slot).si_code = block.si_code;
-        (*slot).fault_address = block.fault_address;
         (*slot).q = fp.q;
         (*slot).fpsr = fp.fpsr;
         (*slot).fpcr = fp.fpcr;
@@ -217,34 +183,23 @@ pub(crate) fn deliver_pushed_state(block: &PushedState, fp: *const u8) {
 
 /// Called by the stub in ordinary context.
 extern "C" fn deliver(slot: *mut Slot) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        let capture = {
-            // SAFETY: the stub passes the slot the handler put in X0, live while armed. During
-            // the capture a nested signal only reads `state`, so a shared reference is sound.
-            let slot = unsafe { &*slot };
-            Capture {
-                signal: slot.signal,
-                si_code: slot.si_code,
-                fault_address: slot.fault_address,
-                registers: RawRegisters::Aarch64 {
-                    x: slot.x,
-                    sp: slot.sp,
-                    pc: slot.pc,
-                    nzcv: slot.pstate & 0xf000_0000,
-                    q: slot.q,
-                    fpsr: slot.fpsr,
-                    fpcr: slot.fpcr,
-                },
-                frames: crate::walk_frames(slot.pc, slot.x[29], slot.sp, &slot.ranges, slot.stack, 16, 8),
-            }
-        };
-        // SAFETY: as above; only the callback field is borrowed mutably, which a nested signal
-        // never touches.
-        let callback = unsafe { &mut *std::ptr::addr_of_mut!((*slot).callback) };
-        callback(&capture);
-    }));
-    // SAFETY: as above.
-    unsafe { (*slot).state.store(DELIVERED, Ordering::Relaxed) };
+    let build = move |common: &Capturing| {
+        // SAFETY: the stub passes the slot the handler put in X0, live while armed; a nested
+        // signal only reads its state.
+        let s = unsafe { &*slot };
+        common.capture(RawRegisters::Aarch64 {
+            x: s.x,
+            sp: s.sp,
+            pc: s.pc,
+            nzcv: s.pstate & NZCV,
+            q: s.q,
+            fpsr: s.fpsr,
+            fpcr: s.fpcr,
+        })
+    };
+    // SAFETY: this thread's live slot, a capture under way (the stub runs only after the
+    // handler began one).
+    unsafe { Capturing::deliver(std::ptr::addr_of_mut!((*slot).common), build) };
 }
 
 unsafe extern "C" {

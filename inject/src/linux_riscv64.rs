@@ -14,16 +14,11 @@
 //! declined, so Wasmtime handles it as usual.
 
 use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use libc::{c_int, c_void, siginfo_t, ucontext_t};
 
+use crate::slot::Capturing;
 use crate::{Capture, RawRegisters, RiscvVector};
-
-const IDLE: u32 = 0;
-const CAPTURING: u32 = 1;
-const DELIVERED: u32 = 2;
 
 /// The V bit of `AT_HWCAP` (bit `'V' - 'A'`).
 const HWCAP_V: u64 = 1 << (b'V' - b'A');
@@ -52,15 +47,12 @@ pub(crate) struct Slot {
     pc: u64,
     sp: u64,
     a0: u64,
-    state: AtomicU32,
-    signal: c_int,
-    si_code: c_int,
-    fault_address: u64,
-    ranges: Vec<(usize, usize)>,
-    stack: (u64, u64),
-    callback: Box<dyn FnMut(&Capture)>,
     /// Whether the hart has V: which stub variant runs.
     vector: bool,
+    /// What the vector variant's frame takes besides the fixed part: v0–v31, `32 × vlenb`
+    /// bytes (0 without V), which the room check adds to the injected frame.
+    vector_bytes: u64,
+    common: Capturing,
 }
 
 const _: () = assert!(std::mem::offset_of!(Slot, pc) == 0);
@@ -77,6 +69,16 @@ pub(crate) fn has_vector() -> bool {
     hwcap & HWCAP_V != 0
 }
 
+/// Bytes per vector register; only on a hart with V.
+fn vlenb() -> u64 {
+    let vlenb: u64;
+    // SAFETY: reads a read-only CSR, which exists on a hart with V (the caller checked).
+    unsafe {
+        std::arch::asm!(".option push", ".option arch, +v", "csrr {}, vlenb", ".option pop", out(reg) vlenb);
+    };
+    vlenb
+}
+
 /// Arms capture on this thread; see [`crate::arm`].
 pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)>) -> (*mut Slot, u64) {
     crate::publish(
@@ -85,14 +87,9 @@ pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)
             pc: 0,
             sp: 0,
             a0: 0,
-            state: AtomicU32::new(IDLE),
-            signal: 0,
-            si_code: 0,
-            fault_address: 0,
-            ranges,
-            stack: crate::thread_stack(),
-            callback,
             vector: has_vector(),
+            vector_bytes: if has_vector() { 32 * vlenb() } else { 0 },
+            common: Capturing::new(ranges, callback),
         }),
     )
 }
@@ -117,9 +114,8 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     if !crate::raised_by_fault(si_code) {
         return false;
     }
-    // SAFETY: a published slot is live and owned by this thread. Until its state shows no
-    // capture under way, only the atomic `state` is touched: `deliver` may be using the rest.
-    if unsafe { &*std::ptr::addr_of!((*slot).state) }.load(Ordering::Relaxed) == CAPTURING {
+    // SAFETY: a published slot is live and owned by this thread.
+    if unsafe { Capturing::busy(std::ptr::addr_of!((*slot).common)) } {
         return false;
     }
     // SAFETY: no capture is under way, so nothing else references the slot; the kernel passed
@@ -127,35 +123,22 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     let (slot, uc) = unsafe { (&mut *slot, &mut *context.cast::<ucontext_t>()) };
     let gregs = &mut uc.uc_mcontext.__gregs;
     let pc = gregs[0];
-    if (pc == RESUME as usize as u64 || pc == RESUME_VECTOR as usize as u64)
-        && slot.state.load(Ordering::Relaxed) == DELIVERED
-    {
+    if (pc == RESUME as usize as u64 || pc == RESUME_VECTOR as usize as u64) && slot.common.delivered() {
         // The stub restored everything else; put back what the handler changed.
         gregs[0] = slot.pc;
         gregs[2] = slot.sp;
         gregs[10] = slot.a0;
         return true;
     }
-    if !crate::in_ranges(&slot.ranges, pc) {
-        return false;
-    }
-    if slot.state.load(Ordering::Relaxed) == DELIVERED && slot.pc == pc {
-        slot.state.store(IDLE, Ordering::Relaxed);
-        return false;
-    }
     let sp = gregs[2];
-    // The injected frame must fit on this thread's stack with room for the callback.
-    if !crate::has_room(sp, slot.stack) {
+    if !slot.common.admits(pc, sp.saturating_sub(slot.vector_bytes), slot.pc) {
         return false;
     }
     slot.pc = pc;
     slot.sp = sp;
     slot.a0 = gregs[10];
-    slot.signal = signum;
-    slot.si_code = si_code;
     // SAFETY: `info` is the kernel's siginfo for this signal.
-    slot.fault_address = unsafe { (*info).si_addr() } as u64;
-    slot.state.store(CAPTURING, Ordering::Relaxed);
+    slot.common.begin(signum, si_code, unsafe { (*info).si_addr() } as u64);
     // Room checked above: this cannot wrap. The psABI has no red zone; 256 bytes spare.
     gregs[2] = sp.wrapping_sub(256) & !15;
     gregs[0] = if slot.vector { STUB_VECTOR as usize as u64 } else { STUB as usize as u64 };
@@ -175,54 +158,43 @@ unsafe fn saved(area: *const u8, offset: usize) -> u64 {
 /// Called by the stub in ordinary context, with the slot, the stub's save area, and its
 /// vector registers (null in the variant without V).
 extern "C" fn deliver(slot: *mut Slot, area: *const u8, vregs: *const u8) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        let capture = {
-            // SAFETY: the stub passes the slot the handler put in A0, live while armed. During
-            // the capture a nested signal only reads `state`, so a shared reference is sound.
-            let slot = unsafe { &*slot };
-            let mut x = [0u64; 31];
-            for (i, x) in x.iter_mut().enumerate() {
-                // SAFETY: the stub saved x1–x31 at 8n.
-                *x = unsafe { saved(area, 8 * (i + 1)) };
-            }
-            x[1] = slot.sp;
-            x[9] = slot.a0;
-            let mut f = [0u64; 32];
-            for (i, f) in f.iter_mut().enumerate() {
-                // SAFETY: the stub saved f0–f31 from `area::F`.
-                *f = unsafe { saved(area, area::F + 8 * i) };
-            }
-            // SAFETY: saved by the stub; the vector fields only in its vector variant, which
-            // passes its registers, `32 × vlenb` bytes, in `vregs`.
-            let (fcsr, vector) = unsafe {
-                let vector = (!vregs.is_null()).then(|| {
-                    let vlenb = saved(area, area::VLENB);
-                    RiscvVector {
-                        vlenb,
-                        vtype: saved(area, area::VTYPE),
-                        vl: saved(area, area::VL),
-                        vstart: saved(area, area::VSTART),
-                        vcsr: saved(area, area::VCSR),
-                        v: std::slice::from_raw_parts(vregs, 32 * vlenb as usize).to_vec(),
-                    }
-                });
-                (saved(area, area::FCSR) as u32, vector)
-            };
-            Capture {
-                signal: slot.signal,
-                si_code: slot.si_code,
-                fault_address: slot.fault_address,
-                registers: RawRegisters::Riscv64 { x, pc: slot.pc, f, fcsr, vector },
-                frames: crate::walk_frames(slot.pc, x[7], slot.sp, &slot.ranges, slot.stack, 8, 8),
-            }
+    let build = move |common: &Capturing| {
+        // SAFETY: the stub passes the slot the handler put in A0, live while armed; a nested
+        // signal only reads its state.
+        let (pc, sp, a0) = unsafe { ((*slot).pc, (*slot).sp, (*slot).a0) };
+        let mut x = [0u64; 31];
+        for (i, x) in x.iter_mut().enumerate() {
+            // SAFETY: the stub saved x1–x31 at 8n.
+            *x = unsafe { saved(area, 8 * (i + 1)) };
+        }
+        x[1] = sp;
+        x[9] = a0;
+        let mut f = [0u64; 32];
+        for (i, f) in f.iter_mut().enumerate() {
+            // SAFETY: the stub saved f0–f31 from `area::F`.
+            *f = unsafe { saved(area, area::F + 8 * i) };
+        }
+        // SAFETY: saved by the stub; the vector fields only in its vector variant, which
+        // passes its registers, `32 × vlenb` bytes, in `vregs`.
+        let (fcsr, vector) = unsafe {
+            let vector = (!vregs.is_null()).then(|| {
+                let vlenb = saved(area, area::VLENB);
+                RiscvVector {
+                    vlenb,
+                    vtype: saved(area, area::VTYPE),
+                    vl: saved(area, area::VL),
+                    vstart: saved(area, area::VSTART),
+                    vcsr: saved(area, area::VCSR),
+                    v: std::slice::from_raw_parts(vregs, 32 * vlenb as usize).to_vec(),
+                }
+            });
+            (saved(area, area::FCSR) as u32, vector)
         };
-        // SAFETY: as above; only the callback field is borrowed mutably, which a nested signal
-        // never touches.
-        let callback = unsafe { &mut *std::ptr::addr_of_mut!((*slot).callback) };
-        callback(&capture);
-    }));
-    // SAFETY: as above.
-    unsafe { (*slot).state.store(DELIVERED, Ordering::Relaxed) };
+        common.capture(RawRegisters::Riscv64 { x, pc, f, fcsr, vector })
+    };
+    // SAFETY: this thread's live slot, a capture under way (the stub runs only after the
+    // handler began one).
+    unsafe { Capturing::deliver(std::ptr::addr_of_mut!((*slot).common), build) };
 }
 
 unsafe extern "C" {
@@ -414,7 +386,8 @@ macro_rules! stub {
 stub!("wtrace_inject_stub_riscv64", [], []);
 
 // With V: the control state first (reading `vstart` before any vector instruction resets it),
-// then v0–v31 below the fixed area with `vstart` cleared (whole-register stores honour it).
+// then v0–v31 below the fixed area, eight registers a store, with `vstart` cleared
+// (whole-register stores honour it).
 // Restoring: the registers, then `vl` and `vtype` through `vsetvl` (the saved `vl` never
 // exceeds what the saved `vtype` allows, so it comes back exact), `vcsr`, and `vstart` last.
 stub!(
@@ -435,136 +408,26 @@ stub!(
         "sub sp, sp, t1",
         "mv s2, sp",
         "mv t2, sp",
-        "vs1r.v v0, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v1, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v2, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v3, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v4, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v5, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v6, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v7, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v8, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v9, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v10, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v11, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v12, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v13, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v14, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v15, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v16, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v17, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v18, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v19, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v20, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v21, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v22, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v23, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v24, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v25, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v26, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v27, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v28, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v29, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v30, (t2)",
-        "add t2, t2, t0",
-        "vs1r.v v31, (t2)"
+        "slli t1, t0, 3",
+        "vs8r.v v0, (t2)",
+        "add t2, t2, t1",
+        "vs8r.v v8, (t2)",
+        "add t2, t2, t1",
+        "vs8r.v v16, (t2)",
+        "add t2, t2, t1",
+        "vs8r.v v24, (t2)"
     ],
     [
         "ld t0, 552(s1)",
         "mv t2, s2",
-        "vl1re8.v v0, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v1, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v2, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v3, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v4, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v5, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v6, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v7, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v8, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v9, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v10, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v11, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v12, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v13, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v14, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v15, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v16, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v17, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v18, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v19, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v20, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v21, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v22, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v23, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v24, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v25, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v26, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v27, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v28, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v29, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v30, (t2)",
-        "add t2, t2, t0",
-        "vl1re8.v v31, (t2)",
+        "slli t1, t0, 3",
+        "vl8re8.v v0, (t2)",
+        "add t2, t2, t1",
+        "vl8re8.v v8, (t2)",
+        "add t2, t2, t1",
+        "vl8re8.v v16, (t2)",
+        "add t2, t2, t1",
+        "vl8re8.v v24, (t2)",
         "ld t0, 528(s1)",
         "ld t1, 536(s1)",
         "vsetvl zero, t0, t1",

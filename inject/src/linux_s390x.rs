@@ -16,16 +16,11 @@
 //! handles it as usual.
 
 use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use libc::{c_int, c_void, siginfo_t, ucontext_t};
 
+use crate::slot::Capturing;
 use crate::{Capture, RawRegisters, S390xVector};
-
-const IDLE: u32 = 0;
-const CAPTURING: u32 = 1;
-const DELIVERED: u32 = 2;
 
 /// `HWCAP_S390_VXRS`: the vector facility, with the kernel saving its registers.
 const HWCAP_VECTOR: u64 = 1 << 11;
@@ -55,15 +50,9 @@ pub(crate) struct Slot {
     psw_mask: u64,
     r2: u64,
     r15: u64,
-    state: AtomicU32,
-    signal: c_int,
-    si_code: c_int,
-    fault_address: u64,
-    ranges: Vec<(usize, usize)>,
-    stack: (u64, u64),
-    callback: Box<dyn FnMut(&Capture)>,
     /// Whether the CPU has the vector facility: which stub variant runs.
     vector: bool,
+    common: Capturing,
 }
 
 const _: () = assert!(std::mem::offset_of!(Slot, r15) == 24);
@@ -89,14 +78,8 @@ pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)
             psw_mask: 0,
             r2: 0,
             r15: 0,
-            state: AtomicU32::new(IDLE),
-            signal: 0,
-            si_code: 0,
-            fault_address: 0,
-            ranges,
-            stack: crate::thread_stack(),
-            callback,
             vector: has_vector(),
+            common: Capturing::new(ranges, callback),
         }),
     )
 }
@@ -182,19 +165,16 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     if !raised_by_fault(signum, si_code, fpc) {
         return false;
     }
-    // SAFETY: a published slot is live and owned by this thread. Until its state shows no
-    // capture under way, only the atomic `state` is touched: `deliver` may be using the rest.
-    if unsafe { &*std::ptr::addr_of!((*slot).state) }.load(Ordering::Relaxed) == CAPTURING {
+    // SAFETY: a published slot is live and owned by this thread.
+    if unsafe { Capturing::busy(std::ptr::addr_of!((*slot).common)) } {
         return false;
     }
     // SAFETY: no capture is under way, so nothing else references the slot; the kernel passed
     // a valid, writable ucontext.
     let (slot, uc) = unsafe { (&mut *slot, &mut *context.cast::<ucontext_t>()) };
     let mc = &mut uc.uc_mcontext;
-    let Some(pc) = faulting_instruction(signum, mc.psw.addr, &slot.ranges) else { return false };
-    if (pc == RESUME as usize as u64 || pc == RESUME_VECTOR as usize as u64)
-        && slot.state.load(Ordering::Relaxed) == DELIVERED
-    {
+    let Some(pc) = faulting_instruction(signum, mc.psw.addr, &slot.common.ranges) else { return false };
+    if (pc == RESUME as usize as u64 || pc == RESUME_VECTOR as usize as u64) && slot.common.delivered() {
         // The stub restored everything else; put back what the handler changed, with the
         // PSW at the faulting instruction so that it runs again.
         mc.psw.addr = slot.pc;
@@ -203,27 +183,16 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
         mc.gregs[15] = slot.r15;
         return true;
     }
-    if !crate::in_ranges(&slot.ranges, pc) {
-        return false;
-    }
-    if slot.state.load(Ordering::Relaxed) == DELIVERED && slot.pc == pc {
-        slot.state.store(IDLE, Ordering::Relaxed);
-        return false;
-    }
     let sp = mc.gregs[15];
-    // The injected frame must fit on this thread's stack with room for the callback.
-    if !crate::has_room(sp, slot.stack) {
+    if !slot.common.admits(pc, sp, slot.pc) {
         return false;
     }
     slot.pc = pc;
     slot.psw_mask = mc.psw.mask;
     slot.r2 = mc.gregs[2];
     slot.r15 = sp;
-    slot.signal = signum;
-    slot.si_code = si_code;
     // SAFETY: `info` is the kernel's siginfo for this signal.
-    slot.fault_address = unsafe { (*info).si_addr() } as u64;
-    slot.state.store(CAPTURING, Ordering::Relaxed);
+    slot.common.begin(signum, si_code, unsafe { (*info).si_addr() } as u64);
     // Room checked above: this cannot wrap. The ABI has no red zone; 256 bytes spare.
     mc.gregs[15] = sp.wrapping_sub(256) & !7;
     mc.psw.addr = if slot.vector { STUB_VECTOR as usize as u64 } else { STUB as usize as u64 };
@@ -242,66 +211,33 @@ unsafe fn saved<T: Copy>(area: *const u8, offset: usize) -> T {
 
 /// Called by the stub in ordinary context, with the slot and the stub's save area.
 extern "C" fn deliver(slot: *mut Slot, area: *const u8) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        let capture = {
-            // SAFETY: the stub passes the slot the handler put in r2, live while armed. During
-            // the capture a nested signal only reads `state`, so a shared reference is sound.
-            let slot = unsafe { &*slot };
-            // SAFETY: the stub saved r0–r15, a0–a15, the FPC and, by its variant, f0–f15 or
-            // v0–v31 at the offsets of `area`.
-            let (mut r, a, fpc, f, vector) = unsafe {
-                let r: [u64; 16] = saved(area, area::R);
-                let a: [u32; 16] = saved(area, area::A);
-                let fpc: u32 = saved(area, area::FPC);
-                if slot.vector {
-                    let bytes: [[u8; 16]; 32] = saved(area, area::V);
-                    let v = bytes.map(u128::from_be_bytes);
-                    let f = std::array::from_fn(|i| (v[i] >> 64) as u64);
-                    (r, a, fpc, f, Some(S390xVector { v }))
-                } else {
-                    (r, a, fpc, saved(area, area::F), None)
-                }
-            };
-            r[2] = slot.r2;
-            r[15] = slot.r15;
-            Capture {
-                signal: slot.signal,
-                si_code: slot.si_code,
-                fault_address: slot.fault_address,
-                registers: RawRegisters::S390x {
-                    r,
-                    psw_mask: slot.psw_mask,
-                    psw_addr: slot.pc,
-                    a,
-                    fpc,
-                    f,
-                    vector,
-                },
-                frames: walk_back_chain(slot.pc, slot.r15, &slot.ranges, slot.stack),
+    let build = move |common: &Capturing| {
+        // SAFETY: the stub passes the slot the handler put in r2, live while armed; a nested
+        // signal only reads its state.
+        let (pc, psw_mask, r2, r15, vector) =
+            unsafe { ((*slot).pc, (*slot).psw_mask, (*slot).r2, (*slot).r15, (*slot).vector) };
+        // SAFETY: the stub saved r0–r15, a0–a15, the FPC and, by its variant, f0–f15 or
+        // v0–v31 at the offsets of `area`.
+        let (mut r, a, fpc, f, vector) = unsafe {
+            let r: [u64; 16] = saved(area, area::R);
+            let a: [u32; 16] = saved(area, area::A);
+            let fpc: u32 = saved(area, area::FPC);
+            if vector {
+                let bytes: [[u8; 16]; 32] = saved(area, area::V);
+                let v = bytes.map(u128::from_be_bytes);
+                let f = std::array::from_fn(|i| (v[i] >> 64) as u64);
+                (r, a, fpc, f, Some(S390xVector { v }))
+            } else {
+                (r, a, fpc, saved(area, area::F), None)
             }
         };
-        // SAFETY: as above; only the callback field is borrowed mutably, which a nested signal
-        // never touches.
-        let callback = unsafe { &mut *std::ptr::addr_of_mut!((*slot).callback) };
-        callback(&capture);
-    }));
-    // SAFETY: as above.
-    unsafe { (*slot).state.store(DELIVERED, Ordering::Relaxed) };
-}
-
-/// The Wasm call stack from the back chain Cranelift keeps on s390x: the word at the stack
-/// pointer is the caller's stack pointer (what Wasmtime's unwinder calls the FP), and a
-/// caller's return address is in slot 14 of the register save area there. The walk is
-/// [`crate::walk_frames`] from that first back-chain word, with the return address 112 bytes
-/// into each record.
-fn walk_back_chain(pc: u64, sp: u64, ranges: &[(usize, usize)], stack: (u64, u64)) -> Vec<(u64, u64)> {
-    let (low, high) = stack;
-    if sp < low || sp.saturating_add(8) > high || !sp.is_multiple_of(8) {
-        return vec![(pc, 0)];
-    }
-    // SAFETY: `sp` lies within this thread's stack (checked above), mapped and readable.
-    let fp = unsafe { *(sp as *const u64) };
-    crate::walk_frames(pc, fp, sp, ranges, stack, 8, 112)
+        r[2] = r2;
+        r[15] = r15;
+        common.capture(RawRegisters::S390x { r, psw_mask, psw_addr: pc, a, fpc, f, vector })
+    };
+    // SAFETY: this thread's live slot, a capture under way (the stub runs only after the
+    // handler began one).
+    unsafe { Capturing::deliver(std::ptr::addr_of_mut!((*slot).common), build) };
 }
 
 unsafe extern "C" {

@@ -9,24 +9,17 @@
 //! signal hook when armed with [`crate::Strategy::StackPush`], so it is tested here for real.
 
 use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 use libc::{c_int, c_void, siginfo_t, ucontext_t};
 
-use crate::x86_64_push::{PushedState, ThreadState, XSAVE_SIZE, push_state};
+use crate::slot::Capturing;
+use crate::x86_64_push::{PushedState, RED_ZONE, ThreadState, XSAVE_SIZE, push_state};
 use crate::{Capture, RawRegisters};
-
-/// Slot states.
-const IDLE: u32 = 0;
-const CAPTURING: u32 = 1;
-const DELIVERED: u32 = 2;
-
-use crate::x86_64_push::RED_ZONE;
 
 /// Per-thread state shared by the signal handler, the stub and [`deliver`]. The first fields
 /// have fixed offsets that [`STUB`] uses.
-#[repr(C, align(64))]
+#[repr(C)]
 pub(crate) struct Slot {
     /// `rax rbx rcx rdx rsi rdi rbp rsp r8 … r15` at the fault (offset 0; `rdi` at 40).
     gprs: [u64; 16],
@@ -39,24 +32,15 @@ pub(crate) struct Slot {
     return_sp: u64,
     /// 64-byte-aligned `xsave` area (offset 152).
     xsave: *mut u8,
-    state: AtomicU32,
-    fault_pc: u64,
-    signal: c_int,
-    si_code: c_int,
-    fault_address: u64,
     /// xmm0–15, mxcsr, fcw, fsw at the fault, copied from the signal frame.
     vregs: [u128; 16],
     mxcsr: u32,
     fcw: u16,
     fsw: u16,
-    /// Code ranges whose faults are captured.
-    ranges: Vec<(usize, usize)>,
-    /// This thread's stack, `[low, high)`: the frame walk reads only inside it.
-    stack: (u64, u64),
-    callback: Box<dyn FnMut(&Capture)>,
     /// Owns the `xsave` area.
     xsave_buffer: Vec<u8>,
     strategy: crate::Strategy,
+    common: Capturing,
 }
 
 // The offsets the stub relies on.
@@ -101,20 +85,13 @@ pub(crate) fn arm(
             rflags: 0,
             return_sp: 0,
             xsave,
-            state: AtomicU32::new(IDLE),
-            fault_pc: 0,
-            signal: 0,
-            si_code: 0,
-            fault_address: 0,
             vregs: [0; 16],
             mxcsr: 0,
             fcw: 0,
             fsw: 0,
-            ranges,
-            stack: crate::thread_stack(),
-            callback,
             xsave_buffer,
             strategy,
+            common: Capturing::new(ranges, callback),
         }),
     )
 }
@@ -140,10 +117,8 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     if !crate::raised_by_fault(si_code) {
         return false;
     }
-    // SAFETY: a non-null SLOT is a live slot owned by this thread (see `arm`/`disarm`). Until
-    // its state shows no capture under way, only the atomic `state` is touched: `deliver` may
-    // be using the rest of the slot.
-    if unsafe { &*std::ptr::addr_of!((*slot).state) }.load(Ordering::Relaxed) == CAPTURING {
+    // SAFETY: a non-null SLOT is a live slot owned by this thread (see `arm`/`disarm`).
+    if unsafe { Capturing::busy(std::ptr::addr_of!((*slot).common)) } {
         return false;
     }
     // SAFETY: no capture is under way, so nothing else references the slot; the kernel passed
@@ -151,16 +126,7 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     let (slot, uc) = unsafe { (&mut *slot, &mut *context.cast::<ucontext_t>()) };
     let gregs = &mut uc.uc_mcontext.gregs;
     let pc = gregs[libc::REG_RIP as usize] as u64;
-    if !crate::in_ranges(&slot.ranges, pc) {
-        return false;
-    }
-    if slot.state.load(Ordering::Relaxed) == DELIVERED && slot.fault_pc == pc {
-        // The second fault at the captured instruction: Wasmtime's to handle.
-        slot.state.store(IDLE, Ordering::Relaxed);
-        return false;
-    }
-    // The injected frame must fit on this thread's stack with room for the callback.
-    if !crate::has_room(gregs[libc::REG_RSP as usize] as u64, slot.stack) {
+    if !slot.common.admits(pc, gregs[libc::REG_RSP as usize] as u64, slot.rip) {
         return false;
     }
     let g = |r: c_int| gregs[r as usize] as u64;
@@ -184,11 +150,9 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     ];
     slot.rip = pc;
     slot.rflags = g(libc::REG_EFL);
-    slot.signal = signum;
     // SAFETY: `info` is the kernel's siginfo for this signal; `si_addr` reads the union field
     // every fault signal fills.
-    slot.fault_address = unsafe { (*info).si_addr() } as u64;
-    slot.si_code = si_code;
+    let fault_address = unsafe { (*info).si_addr() } as u64;
     let fp = uc.uc_mcontext.fpregs;
     if !fp.is_null() {
         // SAFETY: the kernel points `fpregs` at the FXSAVE image in the signal frame.
@@ -202,15 +166,12 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
         slot.fcw = fp.cwd;
         slot.fsw = fp.swd;
     }
+    slot.common.begin(signum, si_code, fault_address);
     if slot.strategy == crate::Strategy::StackPush {
         let mut state = ThreadState { gprs: slot.gprs, rip: pc, rflags: slot.rflags };
-        let info = (signum, slot.si_code, slot.fault_address);
-        // SAFETY: the interrupted RSP is on this thread's stack, which is mapped and writable
-        // below the red zone far enough for the block (Wasm code leaves the host's share of
-        // the stack free below its own limit).
-        unsafe { push_state(&mut state, info) };
-        slot.fault_pc = pc;
-        slot.state.store(CAPTURING, Ordering::Relaxed);
+        // SAFETY: the interrupted RSP is on this thread's stack, with room below the red zone
+        // for the block (`admits` checked it).
+        unsafe { push_state(&mut state, (signum, si_code, fault_address)) };
         gregs[libc::REG_RSP as usize] = state.gprs[7] as i64;
         gregs[libc::REG_RDI as usize] = state.gprs[5] as i64;
         gregs[libc::REG_RIP as usize] = state.rip as i64;
@@ -221,8 +182,6 @@ pub(crate) unsafe fn handle(signum: c_int, info: *const siginfo_t, context: *mut
     let sp = slot.gprs[7];
     slot.return_sp = sp.wrapping_sub(RED_ZONE + 16);
     let stub_sp = slot.return_sp.wrapping_sub(64) & !15;
-    slot.fault_pc = pc;
-    slot.state.store(CAPTURING, Ordering::Relaxed);
     gregs[libc::REG_RSP as usize] = stub_sp as i64;
     gregs[libc::REG_RIP as usize] = STUB as usize as i64;
     gregs[libc::REG_RDI as usize] = std::ptr::from_mut(slot) as i64;
@@ -244,9 +203,6 @@ pub(crate) fn deliver_pushed_state(block: &PushedState, xsave: *const u8) {
         (*slot).gprs = block.gprs;
         (*slot).rip = block.rip;
         (*slot).rflags = block.rflags;
-        (*slot).signal = block.signal;
-        (*slot).si_code = block.si_code;
-        (*slot).fault_address = block.fault_address;
         (*slot).fcw = fp.fcw;
         (*slot).fsw = fp.fsw;
         (*slot).mxcsr = fp.mxcsr;
@@ -257,45 +213,23 @@ pub(crate) fn deliver_pushed_state(block: &PushedState, xsave: *const u8) {
 
 /// Called by the stub in ordinary context: hands the capture to the callback.
 extern "C" fn deliver(slot: *mut Slot) {
-    // A panic must not unwind into the stub; the capture is then simply lost.
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        let capture = {
-            // SAFETY: the stub passes the slot the handler put in RDI, live while this thread
-            // is armed. During the capture a nested signal only reads `state`, so a shared
-            // reference is sound.
-            let slot = unsafe { &*slot };
-            let registers = RawRegisters::X86_64 {
-                gprs: slot.gprs,
-                rip: slot.rip,
-                rflags: slot.rflags,
-                xmm: slot.vregs,
-                mxcsr: slot.mxcsr,
-                fcw: slot.fcw,
-                fsw: slot.fsw,
-            };
-            Capture {
-                signal: slot.signal,
-                si_code: slot.si_code,
-                fault_address: slot.fault_address,
-                registers,
-                frames: crate::walk_frames(
-                    slot.rip,
-                    slot.gprs[6],
-                    slot.gprs[7],
-                    &slot.ranges,
-                    slot.stack,
-                    8,
-                    8,
-                ),
-            }
-        };
-        // SAFETY: as above; the callback field alone is borrowed mutably, and a nested signal
-        // never touches it.
-        let callback = unsafe { &mut *std::ptr::addr_of_mut!((*slot).callback) };
-        callback(&capture);
-    }));
-    // SAFETY: as above.
-    unsafe { (*slot).state.store(DELIVERED, Ordering::Relaxed) };
+    let build = move |common: &Capturing| {
+        // SAFETY: the stub passes the slot the handler put in RDI, live while this thread is
+        // armed; a nested signal only reads its state.
+        let s = unsafe { &*slot };
+        common.capture(RawRegisters::X86_64 {
+            gprs: s.gprs,
+            rip: s.rip,
+            rflags: s.rflags,
+            xmm: s.vregs,
+            mxcsr: s.mxcsr,
+            fcw: s.fcw,
+            fsw: s.fsw,
+        })
+    };
+    // SAFETY: this thread's live slot, a capture under way (the stub runs only after the
+    // handler began one).
+    unsafe { Capturing::deliver(std::ptr::addr_of_mut!((*slot).common), build) };
 }
 
 unsafe extern "C" {

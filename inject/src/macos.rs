@@ -219,8 +219,9 @@ pub(crate) fn rearm(slot: *mut Slot, arming: u64) {
     }
 }
 
-/// Signals are not how wtrace sees faults on macOS: the Mach handler took any fault that
-/// reaches Wasmtime's signal handler first, so the hook declines.
+/// Signals are not how wtrace sees faults on macOS: the Mach handler sees every fault of an
+/// armed thread first, and a fault that reaches Wasmtime's signal handler is either captured
+/// already or not one to capture, so the hook declines.
 ///
 /// # Safety
 /// None needed; the signature matches the Linux entry point.
@@ -357,8 +358,12 @@ fn redirect_aarch64(thread: mach_port_t, registration: &Registration, info: (c_i
     x[..29].copy_from_slice(&state.__x);
     x[29] = state.__fp;
     x[30] = state.__lr;
-    let mut thread_state =
-        ThreadState { x, sp: state.__sp, pc: state.__pc, nzcv: u64::from(state.__cpsr) & 0xf000_0000 };
+    let mut thread_state = ThreadState {
+        x,
+        sp: state.__sp,
+        pc: state.__pc,
+        nzcv: u64::from(state.__cpsr) & crate::aarch64_push::NZCV,
+    };
     // SAFETY: the thread is stopped; at the resume point its SP is the pushed block.
     let resumed = unsafe { resume(&mut thread_state) };
     let in_code =
@@ -433,20 +438,22 @@ pub(crate) fn deliver_pushed_state(block: &crate::x86_64_push::PushedState, xsav
     // SAFETY: the slot is this thread's own, live while armed.
     let slot = unsafe { &mut *slot };
     let fp = crate::x86_64_push::FxState::read(xsave);
+    let registers = crate::RawRegisters::X86_64 {
+        gprs: block.gprs,
+        rip: block.rip,
+        rflags: block.rflags,
+        xmm: fp.xmm,
+        mxcsr: fp.mxcsr,
+        fcw: fp.fcw,
+        fsw: fp.fsw,
+    };
+    let frames = crate::walk(&registers, &slot.ranges, slot.stack);
     let capture = Capture {
         signal: block.signal,
         si_code: block.si_code,
         fault_address: block.fault_address,
-        registers: crate::RawRegisters::X86_64 {
-            gprs: block.gprs,
-            rip: block.rip,
-            rflags: block.rflags,
-            xmm: fp.xmm,
-            mxcsr: fp.mxcsr,
-            fcw: fp.fcw,
-            fsw: fp.fsw,
-        },
-        frames: crate::walk_frames(block.rip, block.gprs[6], block.gprs[7], &slot.ranges, slot.stack, 8, 8),
+        registers,
+        frames,
     };
     let _ = catch_unwind(AssertUnwindSafe(|| (slot.callback)(&capture)));
 }
@@ -462,20 +469,22 @@ pub(crate) fn deliver_pushed_state(block: &crate::aarch64_push::PushedState, fp:
     // SAFETY: the slot is this thread's own, live while armed.
     let slot = unsafe { &mut *slot };
     let fp = crate::aarch64_push::FpState::read(fp);
+    let registers = crate::RawRegisters::Aarch64 {
+        x: block.x,
+        sp: block.sp,
+        pc: block.pc,
+        nzcv: block.nzcv,
+        q: fp.q,
+        fpsr: fp.fpsr,
+        fpcr: fp.fpcr,
+    };
+    let frames = crate::walk(&registers, &slot.ranges, slot.stack);
     let capture = Capture {
         signal: block.signal,
         si_code: block.si_code,
         fault_address: block.fault_address,
-        registers: crate::RawRegisters::Aarch64 {
-            x: block.x,
-            sp: block.sp,
-            pc: block.pc,
-            nzcv: block.nzcv,
-            q: fp.q,
-            fpsr: fp.fpsr,
-            fpcr: fp.fpcr,
-        },
-        frames: crate::walk_frames(block.pc, block.x[29], block.sp, &slot.ranges, slot.stack, 16, 8),
+        registers,
+        frames,
     };
     let _ = catch_unwind(AssertUnwindSafe(|| (slot.callback)(&capture)));
 }

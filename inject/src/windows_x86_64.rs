@@ -18,8 +18,6 @@
 //! on is lost.
 
 use std::cell::Cell;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use windows_sys::Win32::Foundation::{
     EXCEPTION_ACCESS_VIOLATION, EXCEPTION_ILLEGAL_INSTRUCTION, EXCEPTION_INT_DIVIDE_BY_ZERO,
@@ -27,11 +25,8 @@ use windows_sys::Win32::Foundation::{
 };
 use windows_sys::Win32::System::Diagnostics::Debug::{EXCEPTION_POINTERS, M128A};
 
+use crate::slot::Capturing;
 use crate::{Capture, RawRegisters};
-
-const IDLE: u32 = 0;
-const CAPTURING: u32 = 1;
-const DELIVERED: u32 = 2;
 
 /// The C runtime's signal numbers, which the exceptions Wasm traps raise correspond to.
 const SIGILL: i32 = 4;
@@ -50,17 +45,11 @@ pub(crate) struct Slot {
     /// Where the stub builds its return frame, `[flags, rip]`, just below the interrupted
     /// `Rsp` (offset 144).
     return_sp: u64,
-    state: AtomicU32,
-    signal: i32,
-    exception_code: i32,
-    fault_address: u64,
     vregs: [u128; 16],
     mxcsr: u32,
     fcw: u16,
     fsw: u16,
-    ranges: Vec<(usize, usize)>,
-    stack: (u64, u64),
-    callback: Box<dyn FnMut(&Capture)>,
+    common: Capturing,
 }
 
 const _: () = {
@@ -83,17 +72,11 @@ pub(crate) fn arm(ranges: Vec<(usize, usize)>, callback: Box<dyn FnMut(&Capture)
             rip: 0,
             rflags: 0,
             return_sp: 0,
-            state: AtomicU32::new(IDLE),
-            signal: 0,
-            exception_code: 0,
-            fault_address: 0,
             vregs: [0; 16],
             mxcsr: 0,
             fcw: 0,
             fsw: 0,
-            ranges,
-            stack: crate::thread_stack(),
-            callback,
+            common: Capturing::new(ranges, callback),
         }),
     )
 }
@@ -135,23 +118,14 @@ pub(crate) unsafe fn handle(pointers: *mut EXCEPTION_POINTERS) -> bool {
     // SAFETY: as above.
     let (record, context) = unsafe { (&*record, &mut *context) };
     let Some(signal) = signal_of(record.ExceptionCode) else { return false };
-    // SAFETY: a published slot is live and owned by this thread. Until its state shows no
-    // capture under way, only the atomic `state` is touched: `deliver` may be using the rest.
-    if unsafe { &*std::ptr::addr_of!((*slot).state) }.load(Ordering::Relaxed) == CAPTURING {
+    // SAFETY: a published slot is live and owned by this thread.
+    if unsafe { Capturing::busy(std::ptr::addr_of!((*slot).common)) } {
         return false;
     }
     // SAFETY: no capture is under way, so nothing else references the slot.
     let slot = unsafe { &mut *slot };
     let pc = context.Rip;
-    if !crate::in_ranges(&slot.ranges, pc) {
-        return false;
-    }
-    if slot.state.load(Ordering::Relaxed) == DELIVERED && slot.rip == pc {
-        // The second fault at the captured instruction: Wasmtime's to handle.
-        slot.state.store(IDLE, Ordering::Relaxed);
-        return false;
-    }
-    if !crate::has_room(context.Rsp, slot.stack) {
+    if !slot.common.admits(pc, context.Rsp, slot.rip) {
         return false;
     }
     let c = &*context;
@@ -161,10 +135,8 @@ pub(crate) unsafe fn handle(pointers: *mut EXCEPTION_POINTERS) -> bool {
     ];
     slot.rip = pc;
     slot.rflags = u64::from(c.EFlags);
-    slot.signal = signal;
-    slot.exception_code = record.ExceptionCode;
     // An access violation's second parameter is the address it touched.
-    slot.fault_address = if record.ExceptionCode == EXCEPTION_ACCESS_VIOLATION && record.NumberParameters >= 2
+    let fault_address = if record.ExceptionCode == EXCEPTION_ACCESS_VIOLATION && record.NumberParameters >= 2
     {
         record.ExceptionInformation[1] as u64
     } else {
@@ -182,7 +154,7 @@ pub(crate) unsafe fn handle(pointers: *mut EXCEPTION_POINTERS) -> bool {
     // below it (room checked above, so none of this wraps).
     slot.return_sp = c.Rsp.wrapping_sub(16);
     let stub_sp = slot.return_sp.wrapping_sub(64) & !15;
-    slot.state.store(CAPTURING, Ordering::Relaxed);
+    slot.common.begin(signal, record.ExceptionCode, fault_address);
     context.Rsp = stub_sp;
     context.Rip = STUB as usize as u64;
     context.Rcx = std::ptr::from_mut(slot) as u64;
@@ -191,42 +163,23 @@ pub(crate) unsafe fn handle(pointers: *mut EXCEPTION_POINTERS) -> bool {
 
 /// Called by the stub in ordinary context.
 extern "C" fn deliver(slot: *mut Slot) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        let capture = {
-            // SAFETY: the stub passes the slot the hook put in `rcx`, live while armed. During
-            // the capture a nested exception only reads `state`, so a shared reference is sound.
-            let slot = unsafe { &*slot };
-            Capture {
-                signal: slot.signal,
-                si_code: slot.exception_code,
-                fault_address: slot.fault_address,
-                registers: RawRegisters::X86_64 {
-                    gprs: slot.gprs,
-                    rip: slot.rip,
-                    rflags: slot.rflags,
-                    xmm: slot.vregs,
-                    mxcsr: slot.mxcsr,
-                    fcw: slot.fcw,
-                    fsw: slot.fsw,
-                },
-                frames: crate::walk_frames(
-                    slot.rip,
-                    slot.gprs[6],
-                    slot.gprs[7],
-                    &slot.ranges,
-                    slot.stack,
-                    8,
-                    8,
-                ),
-            }
-        };
-        // SAFETY: as above; only the callback field is borrowed mutably, which a nested
-        // exception never touches.
-        let callback = unsafe { &mut *std::ptr::addr_of_mut!((*slot).callback) };
-        callback(&capture);
-    }));
-    // SAFETY: as above.
-    unsafe { (*slot).state.store(DELIVERED, Ordering::Relaxed) };
+    let build = move |common: &Capturing| {
+        // SAFETY: the stub passes the slot the hook put in `rcx`, live while armed; a nested
+        // exception only reads its state.
+        let s = unsafe { &*slot };
+        common.capture(RawRegisters::X86_64 {
+            gprs: s.gprs,
+            rip: s.rip,
+            rflags: s.rflags,
+            xmm: s.vregs,
+            mxcsr: s.mxcsr,
+            fcw: s.fcw,
+            fsw: s.fsw,
+        })
+    };
+    // SAFETY: this thread's live slot, a capture under way (the stub runs only after the hook
+    // began one).
+    unsafe { Capturing::deliver(std::ptr::addr_of_mut!((*slot).common), build) };
 }
 
 unsafe extern "C" {

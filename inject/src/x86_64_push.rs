@@ -48,7 +48,8 @@ pub(crate) static XSAVE_SIZE: std::sync::atomic::AtomicU64 = std::sync::atomic::
 ///
 /// # Safety
 /// `state` must be the interrupted state of a thread that is not running, whose stack below
-/// `state.gprs[7] - 128` is mapped and writable for at least 256 bytes.
+/// `state.gprs[7] - 128` is mapped and writable for at least 272 bytes (the block, its
+/// alignment, and the return frame).
 pub(crate) unsafe fn push_state(state: &mut ThreadState, (signal, si_code, fault_address): (i32, i32, u64)) {
     // The caller checked the room: none of this wraps.
     let sp = state.gprs[7];
@@ -191,7 +192,7 @@ pushed_stub!(
 );
 
 // Mach-O: C symbols carry a leading underscore.
-#[cfg(target_vendor = "apple")]
+#[cfg(target_os = "macos")]
 pushed_stub!(
     ".section __TEXT,__text,regular,pure_instructions",
     ".p2align 4",
