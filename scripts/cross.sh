@@ -7,9 +7,8 @@
 # float-to-integer conversion dies of an uncaught SIGFPE without it, wtrace or not), so the
 # stub variant without vector registers is checked by the round trips of `scripts/test.sh`.
 #
-# Each target builds Wasmtime once more (about 2 minutes per target on two cores); together they
-# keep `scripts/test.sh`, which runs this, well inside CI's time. `scripts/cross.sh riscv64`
-# (or `aarch64`, `s390x`) runs one.
+# Each target builds Wasmtime once more (the README gives the figures). `scripts/cross.sh
+# riscv64` (or `aarch64`, `s390x`) runs one; `scripts/test.sh` installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/cross-env.sh

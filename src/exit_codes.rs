@@ -22,7 +22,8 @@ pub const NEEDS_NEWER: i32 = 204;
 pub const DIVERGED: i32 = 205;
 /// `replay`: an `--expect-*` check failed.
 pub const EXPECTATION_FAILED: i32 = 206;
-/// An output could not be written (disk full, permissions).
+/// An output could not be written (disk full, permissions); a recording that failed part-way,
+/// and its replay.
 pub const OUTPUT_FAILED: i32 = wtrace_runtime::outcome::RECORDING_FAILED_STATUS;
 /// Internal error (a bug).
 pub const INTERNAL: i32 = 208;
@@ -81,7 +82,10 @@ pub const DOCUMENTED: &[Documented] = &[
     Documented::one(NEEDS_NEWER, "the trace needs a newer wtrace (newer format major version)"),
     Documented::one(DIVERGED, "`replay`: the run diverged from the recording"),
     Documented::one(EXPECTATION_FAILED, "`replay`: an `--expect-*` check failed"),
-    Documented::one(OUTPUT_FAILED, "an output could not be written (disk full, permissions)"),
+    Documented::one(
+        OUTPUT_FAILED,
+        "an output could not be written (disk full, permissions); a recording that failed part-way, and its replay",
+    ),
     Documented::one(INTERNAL, "internal error (a bug)"),
     Documented::one(
         MODULE_UNUSABLE,
